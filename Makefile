@@ -1,0 +1,44 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DB ?= callhistory.db
+PORT ?= 8080
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start the service on SQLite with demo data (created on first run), on 127.0.0.1:$(PORT).
+run: $(STAMP)
+	@if [ ! -f $(DB) ]; then \
+		$(BIN)/callhistory demo --calls 5000 --database sqlite:///$(DB) --save-key .demo-key; \
+	fi
+	@echo
+	@echo "Try it (read key of the demo tenant):"
+	@echo "  curl -s http://127.0.0.1:$(PORT)/v1/shop.Etelecom/ListCallLogs \\"
+	@echo "    -H 'Content-Type: application/json' -H 'Authorization: Bearer $$(cat .demo-key)' \\"
+	@echo "    -d '{\"filter\": {\"direction\": \"in\"}, \"paging\": {\"limit\": 2}}'"
+	@echo
+	$(BIN)/callhistory serve --database sqlite:///$(DB) --port $(PORT)
+
+## Everything CI checks: lint, format, types, the whole test suite.
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check callhistory tests
+	$(BIN)/ruff format --check callhistory tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict callhistory
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""The ASGI application: RPC methods, health, OpenAPI, one error handler, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from callhistory import openapi
+from callhistory.accesslog import AccessLog, configure_logging
+from callhistory.calllogs.handlers import methods as calllog_methods
+from callhistory.config import Settings
+from callhistory.db.engine import create_engine, transaction
+from callhistory.db.migrate import upgrade
+from callhistory.directory.handlers import methods as directory_methods
+from callhistory.ingest.handlers import methods as ingest_methods
+from callhistory.keys import service as keys
+from callhistory.rpc import Dispatcher, error_response, unexpected
+
+METHODS = [*calllog_methods.methods, *directory_methods.methods, *ingest_methods.methods]
+
+
+def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
+    engine = create_engine(settings)
+    document = msgspec.json.encode(openapi.build(METHODS))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade(engine)
+        async with transaction(engine, write=False) as conn:
+            secret = await keys.cursor_secret(conn)
+        app.state.dispatcher = Dispatcher(
+            engine=engine,
+            methods=METHODS,
+            max_body_bytes=settings.max_body_bytes,
+            cursor_secret=secret,
+        )
+        yield
+        await engine.dispose()
+
+    async def rpc(request: Request) -> Response:
+        dispatcher: Dispatcher = request.app.state.dispatcher
+        return await dispatcher(request)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with transaction(engine, write=False) as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            return error_response(unexpected(exc))
+        return JSONResponse({"status": "ready"})
+
+    async def openapi_json(_: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    configure_logging(settings.log_level)
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/v1/{target:path}", rpc, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AccessLog, enabled=settings.access_log)],
+    )
+
+
+def from_env() -> Starlette:
+    """Factory for ``uvicorn --factory``: settings from ``CALLHISTORY_*`` variables."""
+    settings = Settings.from_env()
+    return create_app(settings, migrate=False)

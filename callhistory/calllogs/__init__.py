@@ -1,0 +1,1 @@
+"""Call logs: the ListCallLogs method, its filters and keyset cursors."""

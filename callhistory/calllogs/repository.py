@@ -1,0 +1,232 @@
+"""All SQL on call logs. Every function takes the tenant and every statement is scoped by it.
+
+Pages are keyset scans along ``(tenant_id, <sort column>, id)``. A filter that is an OR over
+several index ranges (caller or callee; a list of extensions or hotlines) is run as a UNION of
+index-ordered, LIMITed subqueries, so the database never sorts a whole tenant to find one page.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory.calllogs.query import CallLogQuery
+from callhistory.db.tables import AnyRow, call_logs, users
+from callhistory.paging import Key
+
+c = call_logs.c
+SORT_COLUMNS: dict[str, sa.Column[int]] = {
+    "started_at": c.started_at,
+    "created_at": c.created_at,
+    "updated_at": c.updated_at,
+    "duration": c.duration,
+}
+# What a page returns: every column of the wire shape.
+PAGE_COLUMNS = (
+    c.id,
+    c.caller,
+    c.callee,
+    c.direction,
+    c.call_state,
+    c.call_status,
+    c.started_at,
+    c.ended_at,
+    c.duration,
+    c.extension_id,
+    c.user_id,
+    c.hotline_id,
+    c.contact_id,
+    c.external_id,
+    c.external_session_id,
+    c.recording_urls,
+    c.call_targets,
+    c.note,
+    c.created_at,
+    c.updated_at,
+)
+_COMPARE = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+Condition = sa.ColumnElement[bool]
+
+
+def _conditions(tenant_id: int, q: CallLogQuery) -> list[Condition]:
+    conds: list[Condition] = [c.tenant_id == tenant_id]
+    if q.date_from is not None:
+        conds.append(c.started_at >= q.date_from)
+    if q.date_to is not None:
+        conds.append(c.started_at <= q.date_to)
+    if q.call_state is not None:
+        conds.append(c.call_state == q.call_state)
+    if q.direction is not None:
+        conds.append(c.direction == q.direction)
+    if q.duration_op is not None and q.duration_value is not None:
+        # "+ 0" keeps the planner on the sort's index: a LIMITed walk in order beats
+        # collecting every call in a duration range and sorting them.
+        conds.append(_COMPARE[q.duration_op](c.duration + 0, q.duration_value))
+    if q.user_id is not None:
+        conds.append(c.user_id == q.user_id)
+    if q.department_id is not None:
+        members = sa.select(users.c.id).where(
+            users.c.tenant_id == tenant_id, users.c.department_id == q.department_id
+        )
+        conds.append(c.user_id.in_(members))
+    if q.external_id is not None:
+        conds.append(c.external_id == q.external_id)
+    if q.external_session_id is not None:
+        conds.append(c.external_session_id == q.external_session_id)
+    return conds
+
+
+def _branches(q: CallLogQuery) -> tuple[list[Condition], list[Condition]]:
+    """Split the OR-shaped filters: one becomes UNION branches, the others plain predicates."""
+    ors: list[list[Condition]] = []
+    if q.call_number is not None:
+        ors.append([c.caller_norm == q.call_number, c.callee_norm == q.call_number])
+    if q.extension_ids:
+        ors.append([c.extension_id == v for v in q.extension_ids])
+    if q.hotline_ids:
+        ors.append([c.hotline_id == v for v in q.hotline_ids])
+    if not ors:
+        return [], []
+    ors.sort(key=len)
+    return ors[0], [sa.or_(*alternatives) for alternatives in ors[1:]]
+
+
+def _keyset(column: sa.Column[int], key: Key | None, descending: bool) -> list[Condition]:
+    if key is None:
+        return []
+    position = sa.tuple_(column, c.id)
+    bound = sa.tuple_(sa.literal(key[0]), sa.literal(key[1]))
+    return [position < bound if descending else position > bound]
+
+
+def _scan(
+    columns: Sequence[sa.ColumnElement[Any]],
+    *,
+    tenant_id: int,
+    query: CallLogQuery,
+    sort: str,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+) -> sa.Select[Any]:
+    name = sort.lstrip("-")
+    column = SORT_COLUMNS[name]
+    descending = sort.startswith("-") == forward
+    conds = _conditions(tenant_id, query) + _keyset(column, key, descending)
+    branches, extra = _branches(query)
+    conds += extra
+
+    def ordered(
+        select: sa.Select[Any], col: sa.ColumnElement[int], id_: sa.ColumnElement[int]
+    ) -> sa.Select[Any]:
+        if descending:
+            return select.order_by(col.desc(), id_.desc())
+        return select.order_by(col.asc(), id_.asc())
+
+    if len(branches) <= 1:
+        select = sa.select(*columns).where(*conds, *branches)
+        return ordered(select, column, c.id).limit(limit)
+    parts = [
+        ordered(sa.select(*columns, column.label("_k")).where(*conds, branch), column, c.id)
+        .limit(limit)
+        .subquery()
+        for branch in branches
+    ]
+    union = sa.union(*(sa.select(part) for part in parts)).subquery()
+    outer = sa.select(*(union.c[col.name] for col in columns))
+    return ordered(outer, union.c._k, union.c.id).limit(limit)
+
+
+async def fetch_page(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    query: CallLogQuery,
+    sort: str,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+) -> list[AnyRow]:
+    select = _scan(
+        PAGE_COLUMNS,
+        tenant_id=tenant_id,
+        query=query,
+        sort=sort,
+        key=key,
+        forward=forward,
+        limit=limit,
+    )
+    return list((await conn.execute(select)).all())
+
+
+async def exists_beyond(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    query: CallLogQuery,
+    sort: str,
+    key: Key,
+    forward: bool,
+) -> bool:
+    select = _scan(
+        (c.id,), tenant_id=tenant_id, query=query, sort=sort, key=key, forward=forward, limit=1
+    )
+    return (await conn.execute(select)).first() is not None
+
+
+async def find_by_source(
+    conn: AsyncConnection, *, tenant_id: int, source_ids: Sequence[str]
+) -> dict[str, AnyRow]:
+    """Stored rows of these PBX call ids, by source id."""
+    found: dict[str, AnyRow] = {}
+    for start in range(0, len(source_ids), 500):
+        chunk = source_ids[start : start + 500]
+        result = await conn.execute(
+            sa.select(call_logs).where(c.tenant_id == tenant_id, c.source_id.in_(chunk))
+        )
+        found.update({row.source_id: row for row in result})
+    return found
+
+
+async def insert_many(
+    conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
+) -> None:
+    if rows:
+        await conn.execute(call_logs.insert(), [{**row, "tenant_id": tenant_id} for row in rows])
+
+
+async def update_many(
+    conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Rewrite stored calls by id; ``id`` and ``created_at`` never change."""
+    if not rows:
+        return
+    columns = [name for name in rows[0] if name not in ("id", "created_at")]
+    statement = (
+        call_logs.update()
+        .where(c.tenant_id == tenant_id, c.id == sa.bindparam("_id"))
+        .values({name: sa.bindparam(name) for name in columns})
+    )
+    await conn.execute(
+        statement, [{**{k: row[k] for k in columns}, "_id": row["id"]} for row in rows]
+    )
+
+
+async def lock_for_ingest(conn: AsyncConnection, *, tenant_id: int) -> None:
+    """Serialise a tenant's ingest batches so two can't insert the same source id at once.
+
+    SQLite already serialises writers (BEGIN IMMEDIATE); PostgreSQL takes a transaction lock.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(tenant_id)))

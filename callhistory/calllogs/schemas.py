@@ -1,0 +1,104 @@
+"""ListCallLogs request and response, as the eTelecom page documents them (CONTRACT.md §3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from callhistory.schemas import Id, Paging, PagingRead, Request, Time
+
+Direction = Literal["unknown", "in", "out", "ext", "ext_in", "ext_out"]
+CallState = Literal["unknown", "answered", "not_answered"]
+CallStatus = Literal["P", "N", "S", "Z"]
+TargetStatus = Literal["answered", "no_answer", "busy", "cancelled", "failed"]
+Comparison = Literal[
+    "unknow",
+    "unknown",
+    "equal",
+    "not_equal",
+    "less_than",
+    "less_than_or_equal_to",
+    "greater_than",
+    "greater_than_or_equal_to",
+]
+IdList = Annotated[list[Id], Meta(max_length=100)]
+Text = Annotated[str, Meta(max_length=255)]
+
+
+class DurationFilter(Request):
+    comparison: Comparison = "unknown"
+    value: Annotated[int | str, Meta(description="whole seconds >= 0")] = 0
+
+
+class CallLogFilter(Request):
+    call_number: Annotated[str, Meta(max_length=64)] = ""
+    call_state: CallState | Literal["unknow"] = "unknown"
+    date_from: Annotated[str, Meta(max_length=64)] = ""
+    date_to: Annotated[str, Meta(max_length=64)] = ""
+    department_id: Id = ""
+    direction: Direction | Literal["unknow"] = "unknown"
+    duration: DurationFilter | None = None
+    extension_ids: IdList = []
+    external_id: Text = ""
+    external_session_id: Text = ""
+    hotline_ids: IdList = []
+    user_id: Id = ""
+
+
+class ListCallLogsRequest(Request):
+    filter: CallLogFilter | None = None
+    paging: Paging | None = None
+
+
+class CallTarget(msgspec.Struct, kw_only=True):
+    """One leg the call rang. Also the ingest shape, where times may carry any offset."""
+
+    add_time: Time = None
+    answered_time: Time = None
+    end_reason: Text = ""
+    ended_time: Time = None
+    fail_code: Annotated[int, Meta(ge=0, le=999)] = 0
+    ring_duration: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
+    ring_time: Time = None
+    status: TargetStatus | Literal[""] = ""
+    target_number: Annotated[str, Meta(max_length=64)] = ""
+    trunk_name: Text = ""
+
+
+CallTargets = Annotated[
+    msgspec.Raw,
+    Meta(extra_json_schema={"type": "array", "items": {"$ref": "#/components/schemas/CallTarget"}}),
+]
+Strings = Annotated[
+    msgspec.Raw, Meta(extra_json_schema={"type": "array", "items": {"type": "string"}})
+]
+
+
+class CallLog(msgspec.Struct, kw_only=True):
+    call_state: CallState
+    call_status: CallStatus
+    call_targets: CallTargets
+    callee: str
+    caller: str
+    contact_id: str
+    created_at: Time
+    direction: Direction
+    duration: int
+    ended_at: Time
+    extension_id: str
+    external_id: str
+    external_session_id: str
+    hotline_id: str
+    id: str
+    note: str
+    recording_urls: Strings
+    started_at: Time
+    updated_at: Time
+    user_id: str
+
+
+class ListCallLogsResponse(msgspec.Struct, kw_only=True):
+    call_logs: list[CallLog]
+    paging: PagingRead

@@ -1,0 +1,84 @@
+"""ListCallLogs: validate the request, page through the tenant's calls, shape the response."""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory.calllogs import repository
+from callhistory.calllogs.query import parse_request
+from callhistory.calllogs.schemas import CallLog, ListCallLogsRequest, ListCallLogsResponse
+from callhistory.db.tables import AnyRow
+from callhistory.keys.schemas import Principal
+from callhistory.paging import CursorCodec, Key, paginate
+from callhistory.times import format_micros
+
+SORTS = tuple(f"{sign}{name}" for name in repository.SORT_COLUMNS for sign in ("", "-"))
+_query_encoder = msgspec.json.Encoder()
+
+
+def _id(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def to_call_log(row: AnyRow) -> CallLog:
+    return CallLog(
+        call_state=row.call_state,
+        call_status=row.call_status,
+        call_targets=msgspec.Raw(row.call_targets),
+        callee=row.callee,
+        caller=row.caller,
+        contact_id=_id(row.contact_id),
+        created_at=format_micros(row.created_at),
+        direction=row.direction,
+        duration=row.duration,
+        ended_at=format_micros(row.ended_at),
+        extension_id=_id(row.extension_id),
+        external_id=row.external_id or "",
+        external_session_id=row.external_session_id or "",
+        hotline_id=_id(row.hotline_id),
+        id=str(row.id),
+        note=row.note,
+        recording_urls=msgspec.Raw(row.recording_urls),
+        started_at=format_micros(row.started_at),
+        updated_at=format_micros(row.updated_at),
+        user_id=_id(row.user_id),
+    )
+
+
+async def list_call_logs(
+    conn: AsyncConnection, *, principal: Principal, request: ListCallLogsRequest, secret: bytes
+) -> ListCallLogsResponse:
+    query, page = parse_request(request, timezone=principal.timezone, allowed_sorts=SORTS)
+    tenant_id = principal.tenant_id
+    sort_name = page.sort.lstrip("-")
+    codec = CursorCodec(
+        secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=_query_encoder.encode(query)
+    )
+
+    async def fetch(key: Key | None, forward: bool, limit: int) -> list[AnyRow]:
+        return await repository.fetch_page(
+            conn,
+            tenant_id=tenant_id,
+            query=query,
+            sort=page.sort,
+            key=key,
+            forward=forward,
+            limit=limit,
+        )
+
+    async def exists(key: Key, forward: bool) -> bool:
+        return await repository.exists_beyond(
+            conn, tenant_id=tenant_id, query=query, sort=page.sort, key=key, forward=forward
+        )
+
+    result = await paginate(
+        request=page,
+        codec=codec,
+        fetch=fetch,
+        exists=exists,
+        key_of=lambda row: (row._mapping[sort_name], row.id),
+    )
+    return ListCallLogsResponse(
+        call_logs=[to_call_log(row) for row in result.rows], paging=result.paging
+    )

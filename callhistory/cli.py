@@ -1,0 +1,220 @@
+"""The ``callhistory`` command: serve, migrate, tenants, keys, demo data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from callhistory.config import DEFAULT_DATABASE_URL, Settings
+from callhistory.db.engine import create_engine, transaction
+from callhistory.db.migrate import upgrade
+from callhistory.demo import create_demo
+from callhistory.errors import ApiError
+from callhistory.ids import parse_id
+from callhistory.keys import service as keys
+from callhistory.keys.schemas import Scope, TenantStatus
+
+T = TypeVar("T")
+app = typer.Typer(
+    help="Multi-tenant call history with the eTelecom ListCallLogs API.", no_args_is_help=True
+)
+tenant_app = typer.Typer(help="Create and suspend tenants.", no_args_is_help=True)
+key_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+console = Console()
+err = Console(stderr=True)
+
+Database = Annotated[
+    str,
+    typer.Option(
+        "--database",
+        envvar="CALLHISTORY_DATABASE_URL",
+        help="Database URL: sqlite:///FILE or postgresql://USER:PASS@HOST/DB.",
+        show_envvar=True,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings(database: str) -> Settings:
+    return Settings.from_env(database_url=database)
+
+
+def _run(database: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Migrate the database, run ``work`` against it, and turn API errors into exit code 1."""
+
+    async def main() -> T:
+        engine = create_engine(_settings(database))
+        try:
+            await upgrade(engine)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ApiError as error:
+        err.print(f"[red]error[/red] ({error.code}): {error.msg}")
+        raise typer.Exit(1) from None
+
+
+def _in_transaction(database: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def run(engine: AsyncEngine) -> T:
+        async with transaction(engine, write=True) as conn:
+            return await work(conn)
+
+    return _run(database, run)
+
+
+def _print(value: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(msgspec.json.encode(value).decode())
+    else:
+        for name, item in msgspec.structs.asdict(value).items():
+            console.print(f"[bold]{name}[/bold]: {item}")
+
+
+def _id_argument(value: str, name: str) -> int:
+    try:
+        parsed = parse_id(value, name)
+    except ApiError as error:
+        raise typer.BadParameter(error.msg) from None
+    if parsed is None:
+        raise typer.BadParameter(f"{name} is required")
+    return parsed
+
+
+@app.command()
+def serve(
+    database: Database = DEFAULT_DATABASE_URL,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the API (migrating the database first)."""
+    os.environ["CALLHISTORY_DATABASE_URL"] = database
+    _run(database, lambda _engine: asyncio.sleep(0))  # migrate once, before any worker starts
+    uvicorn.run(
+        "callhistory.app:from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+@app.command()
+def migrate(database: Database = DEFAULT_DATABASE_URL) -> None:
+    """Bring the database schema to the latest version."""
+    _run(database, lambda _engine: asyncio.sleep(0))
+    console.print("database is at the latest schema")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option(help="The tenant's name.")],
+    timezone: Annotated[
+        str, typer.Option(help="IANA time zone for dates.")
+    ] = keys.DEFAULT_TIMEZONE,
+    domain: Annotated[str, typer.Option(help="The tenant's PBX domain.")] = "",
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Create a tenant and print it with its id."""
+    tenant = _in_transaction(
+        database, lambda conn: keys.create_tenant(conn, name=name, timezone=timezone, domain=domain)
+    )
+    _print(tenant, as_json)
+
+
+def _set_status(tenant_id: str, status: TenantStatus, database: str) -> None:
+    tid = _id_argument(tenant_id, "TENANT_ID")
+    _in_transaction(
+        database, lambda conn: keys.set_tenant_status(conn, tenant_id=tid, status=status)
+    )
+    console.print(f"tenant {tid} is {status.value}")
+
+
+@tenant_app.command("suspend")
+def tenant_suspend(tenant_id: str, database: Database = DEFAULT_DATABASE_URL) -> None:
+    """Suspend a tenant: its keys get permission_denied."""
+    _set_status(tenant_id, TenantStatus.SUSPENDED, database)
+
+
+@tenant_app.command("resume")
+def tenant_resume(tenant_id: str, database: Database = DEFAULT_DATABASE_URL) -> None:
+    """Make a suspended tenant active again."""
+    _set_status(tenant_id, TenantStatus.ACTIVE, database)
+
+
+@key_app.command("create")
+def key_create(
+    tenant: Annotated[str, typer.Option(help="The tenant's id.")],
+    scope: Annotated[Scope, typer.Option(help="What the key may do.")] = Scope.READ,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Create an API key; the key itself is shown only here."""
+    tenant_id = _id_argument(tenant, "--tenant")
+    created = _in_transaction(
+        database, lambda conn: keys.create_key(conn, tenant_id=tenant_id, scope=scope)
+    )
+    _print(created, as_json)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
+    """Revoke an API key by its id."""
+    kid = _id_argument(key_id, "KEY_ID")
+    _print(_in_transaction(database, lambda conn: keys.revoke_key(conn, key_id=kid)), as_json)
+
+
+@app.command()
+def demo(
+    calls: Annotated[int, typer.Option(min=0, max=10_000_000, help="How many calls.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    save_key: Annotated[
+        Path | None, typer.Option(help="Also write the read key to this file (mode 600).")
+    ] = None,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Create a demo tenant with a directory and CALLS calls over 90 days; print its keys."""
+    columns = (TextColumn("calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=as_json) as bar:
+        task = bar.add_task("calls", total=calls)
+        result = _run(
+            database,
+            lambda engine: create_demo(
+                engine, calls=calls, seed=seed, progress=lambda n: bar.advance(task, n)
+            ),
+        )
+    if save_key is not None:
+        read_key = next(k.key for k in result.keys if k.scope is Scope.READ)
+        save_key.touch(mode=0o600)
+        save_key.write_text(read_key + "\n")
+    if as_json:
+        typer.echo(msgspec.json.encode(result).decode())
+        return
+    console.print(f"demo tenant [bold]{result.tenant.id}[/bold] with {result.calls} calls")
+    for made in result.keys:
+        console.print(f"  {made.scope.value:>6} key: {made.key}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Shared database kit: table metadata, engine factory, migrations, the transaction boundary."""

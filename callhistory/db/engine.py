@@ -1,0 +1,83 @@
+"""Engine factory for SQLite (aiosqlite) and PostgreSQL (asyncpg), and the transaction boundary."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from callhistory.config import Settings
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def async_url(url: str) -> sa.URL:
+    """Map a user's database URL (``sqlite:///f.db``, ``postgresql://…``) to its async driver."""
+    parsed = sa.make_url(url)
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+    return parsed.set(drivername=driver)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = async_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    timeout = str(settings.statement_timeout_ms)
+    return create_async_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"statement_timeout": timeout}},
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, enforced foreign keys, and explicit BEGIN (IMMEDIATE for writers, so two writers
+    queue on the busy timeout instead of failing on a lock upgrade)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=30000",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("callhistory_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    """One transaction: committed when the block ends normally, rolled back on any error."""
+    async with engine.connect() as conn:
+        if write:
+            conn = await conn.execution_options(callhistory_write=True)
+        async with conn.begin():
+            yield conn

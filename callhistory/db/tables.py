@@ -1,0 +1,182 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations create it; code queries through it.
+
+Every table of tenant data has a primary key, unique constraints and indexes that start with
+``tenant_id`` so it can be distributed by tenant. Times are integer microseconds (UTC), ids 64-bit
+integers. Optional references and SDK ids are NULL when absent so partial indexes stay small.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Micros = sa.BigInteger
+
+service_state = sa.Table(
+    "service_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(512), nullable=False),
+)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("domain", sa.String(253), nullable=True, unique=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("revoked_at", Micros, nullable=True),
+)
+
+
+def _tenant_fk(column: str, table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"])
+
+
+hotlines = sa.Table(
+    "hotlines",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hotline", sa.String(32), nullable=False),
+    sa.Column("hotline_norm", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.String(1000), nullable=False),
+    sa.Column("network", sa.String(16), nullable=False),
+    sa.Column("is_free_charge", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(1), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.Index(None, "tenant_id", "created_at", "id"),
+    sa.Index(None, "tenant_id", "hotline_norm"),
+)
+
+departments = sa.Table(
+    "departments",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.Index(None, "tenant_id", "created_at", "id"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("full_name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+    sa.Column("department_id", sa.BigInteger, nullable=True),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    _tenant_fk("department_id", "departments"),
+    sa.Index(None, "tenant_id", "created_at", "id"),
+    sa.Index(None, "tenant_id", "department_id", "id"),
+)
+
+extensions = sa.Table(
+    "extensions",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("extension_number", sa.String(32), nullable=False),
+    sa.Column("extension_password", sa.String(64), nullable=False),
+    sa.Column("hotline_id", sa.BigInteger, nullable=True),
+    sa.Column("user_id", sa.BigInteger, nullable=True),
+    sa.Column("account_id", sa.BigInteger, nullable=True),
+    sa.Column("subscription_id", sa.BigInteger, nullable=True),
+    sa.Column("state", sa.String(1), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.Column("expires_at", Micros, nullable=True),
+    _tenant_fk("hotline_id", "hotlines"),
+    _tenant_fk("user_id", "users"),
+    sa.UniqueConstraint("tenant_id", "extension_number"),
+    sa.Index(None, "tenant_id", "created_at", "id"),
+    sa.Index(None, "tenant_id", "user_id"),
+)
+
+call_logs = sa.Table(
+    "call_logs",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, primary_key=True),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    sa.Column("caller", sa.String(64), nullable=False),
+    sa.Column("callee", sa.String(64), nullable=False),
+    sa.Column("caller_norm", sa.String(64), nullable=False),
+    sa.Column("callee_norm", sa.String(64), nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("call_state", sa.String(16), nullable=False),
+    sa.Column("call_status", sa.String(1), nullable=False),
+    sa.Column("started_at", Micros, nullable=False),
+    sa.Column("ended_at", Micros, nullable=True),
+    sa.Column("duration", sa.Integer, nullable=False),
+    sa.Column("extension_id", sa.BigInteger, nullable=True),
+    sa.Column("user_id", sa.BigInteger, nullable=True),
+    sa.Column("hotline_id", sa.BigInteger, nullable=True),
+    sa.Column("contact_id", sa.BigInteger, nullable=True),
+    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("external_session_id", sa.String(255), nullable=True),
+    # Stored already encoded in their wire form, so a page is served without re-encoding them.
+    sa.Column("recording_urls", sa.Text, nullable=False),
+    sa.Column("call_targets", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.UniqueConstraint("tenant_id", "source_id"),
+)
+
+_NOT_NULL = {
+    "extension_id": call_logs.c.extension_id.isnot(None),
+    "hotline_id": call_logs.c.hotline_id.isnot(None),
+    "user_id": call_logs.c.user_id.isnot(None),
+    "external_id": call_logs.c.external_id.isnot(None),
+    "external_session_id": call_logs.c.external_session_id.isnot(None),
+}
+
+# One index per sort key, and one per filter followed by the default sort key.
+for _sort in ("started_at", "created_at", "updated_at", "duration"):
+    sa.Index(f"ix_call_logs_{_sort}", call_logs.c.tenant_id, call_logs.c[_sort], call_logs.c.id)
+for _col in ("direction", "call_state", "caller_norm", "callee_norm", *_NOT_NULL):
+    _where = _NOT_NULL.get(_col)
+    sa.Index(
+        f"ix_call_logs_{_col}_started_at",
+        call_logs.c.tenant_id,
+        call_logs.c[_col],
+        call_logs.c.started_at,
+        call_logs.c.id,
+        sqlite_where=_where,
+        postgresql_where=_where,
+    )
+
+# A result row of any shape (SQLAlchemy 2.1 types rows by their column types).
+AnyRow: TypeAlias = sa.Row[*tuple[Any, ...]]

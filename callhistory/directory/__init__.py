@@ -1,0 +1,1 @@
+"""A tenant's directory: hotlines, departments, users and extensions."""

@@ -1,0 +1,126 @@
+"""RPC handlers of the directory methods (service ``Etelecom``)."""
+
+from __future__ import annotations
+
+from callhistory.db.tables import departments, extensions, hotlines, users
+from callhistory.directory import service
+from callhistory.directory.schemas import (
+    AssignUserRequest,
+    DepartmentCreate,
+    DepartmentList,
+    DepartmentRead,
+    ExtensionCreate,
+    ExtensionList,
+    ExtensionRead,
+    HotlineCreate,
+    HotlineList,
+    HotlineRead,
+    ListRequest,
+    RemoveUserRequest,
+    UserCreate,
+    UserList,
+    UserRead,
+)
+from callhistory.keys.schemas import Scope
+from callhistory.rpc import Context, MethodSet
+
+methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))
+
+
+@methods.rpc(scope=Scope.ADMIN, write=True)
+async def CreateHotline(ctx: Context, request: HotlineCreate) -> HotlineRead:
+    """Register a hotline number of the tenant."""
+    return await service.create_hotline(ctx.conn, principal=ctx.principal, request=request)
+
+
+@methods.rpc(scope=Scope.READ)
+async def GetHotlines(ctx: Context, request: ListRequest) -> HotlineList:
+    """The tenant's hotlines, newest first."""
+    items, paging = await service.list_records(
+        ctx.conn,
+        table=hotlines,
+        principal=ctx.principal,
+        paging=request.paging,
+        secret=ctx.cursor_secret,
+        read=service.hotline_read,
+    )
+    return HotlineList(hotlines=items, paging=paging)
+
+
+@methods.rpc(scope=Scope.ADMIN, write=True)
+async def CreateDepartment(ctx: Context, request: DepartmentCreate) -> DepartmentRead:
+    """Create a department."""
+    return await service.create_department(ctx.conn, principal=ctx.principal, request=request)
+
+
+@methods.rpc(scope=Scope.READ)
+async def GetDepartments(ctx: Context, request: ListRequest) -> DepartmentList:
+    """The tenant's departments, newest first."""
+    items, paging = await service.list_records(
+        ctx.conn,
+        table=departments,
+        principal=ctx.principal,
+        paging=request.paging,
+        secret=ctx.cursor_secret,
+        read=service.department_read,
+    )
+    return DepartmentList(departments=items, paging=paging)
+
+
+@methods.rpc(scope=Scope.ADMIN, write=True)
+async def CreateUser(ctx: Context, request: UserCreate) -> UserRead:
+    """Create a user (staff member), optionally in a department."""
+    return await service.create_user(ctx.conn, principal=ctx.principal, request=request)
+
+
+@methods.rpc(scope=Scope.READ)
+async def GetUsers(ctx: Context, request: ListRequest) -> UserList:
+    """The tenant's users, newest first."""
+    items, paging = await service.list_records(
+        ctx.conn,
+        table=users,
+        principal=ctx.principal,
+        paging=request.paging,
+        secret=ctx.cursor_secret,
+        read=service.user_read,
+    )
+    return UserList(users=items, paging=paging)
+
+
+@methods.rpc(scope=Scope.ADMIN, write=True)
+async def CreateExtension(ctx: Context, request: ExtensionCreate) -> ExtensionRead:
+    """Create an extension with its number, hotline and user."""
+    return await service.create_extension(ctx.conn, principal=ctx.principal, request=request)
+
+
+@methods.rpc(scope=Scope.READ)
+async def GetExtensions(ctx: Context, request: ListRequest) -> ExtensionList:
+    """The tenant's extensions, newest first."""
+    items, paging = await service.list_records(
+        ctx.conn,
+        table=extensions,
+        principal=ctx.principal,
+        paging=request.paging,
+        secret=ctx.cursor_secret,
+        read=service.extension_reader(ctx.principal),
+    )
+    return ExtensionList(extensions=items, paging=paging)
+
+
+@methods.rpc(scope=Scope.ADMIN, write=True)
+async def AssignUserToExtension(ctx: Context, request: AssignUserRequest) -> ExtensionRead:
+    """Make a user the holder of an extension."""
+    return await service.set_extension_user(
+        ctx.conn,
+        principal=ctx.principal,
+        extension_id=request.extension_id,
+        user_id=request.user_id,
+    )
+
+
+@methods.rpc(scope=Scope.ADMIN, write=True)
+async def RemoveUserOfExtension(ctx: Context, request: RemoveUserRequest) -> ExtensionRead:
+    """Leave an extension without a user."""
+    return await service.set_extension_user(
+        ctx.conn, principal=ctx.principal, extension_id=request.extension_id, user_id=None
+    )

@@ -1,0 +1,141 @@
+"""All SQL on the directory tables; every function takes the tenant and scopes by it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
+from callhistory.paging import Key
+
+
+async def insert(
+    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, values: dict[str, Any]
+) -> None:
+    await conn.execute(table.insert().values(tenant_id=tenant_id, **values))
+
+
+async def get(
+    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, record_id: int
+) -> AnyRow | None:
+    result = await conn.execute(
+        sa.select(table).where(table.c.tenant_id == tenant_id, table.c.id == record_id)
+    )
+    return result.first()
+
+
+async def update(
+    conn: AsyncConnection,
+    *,
+    table: sa.Table,
+    tenant_id: int,
+    record_id: int,
+    values: dict[str, Any],
+) -> AnyRow | None:
+    result = await conn.execute(
+        table.update()
+        .where(table.c.tenant_id == tenant_id, table.c.id == record_id)
+        .values(**values)
+        .returning(*table.c)
+    )
+    return result.first()
+
+
+def _scan(
+    columns: Iterable[sa.ColumnElement[Any]],
+    *,
+    table: sa.Table,
+    tenant_id: int,
+    sort: str,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+) -> sa.Select[Any]:
+    column = table.c[sort.lstrip("-")]
+    descending = sort.startswith("-") == forward
+    select = sa.select(*columns).where(table.c.tenant_id == tenant_id)
+    if key is not None:
+        position = sa.tuple_(column, table.c.id)
+        bound = sa.tuple_(sa.literal(key[0]), sa.literal(key[1]))
+        select = select.where(position < bound if descending else position > bound)
+    if descending:
+        return select.order_by(column.desc(), table.c.id.desc()).limit(limit)
+    return select.order_by(column.asc(), table.c.id.asc()).limit(limit)
+
+
+async def fetch_page(
+    conn: AsyncConnection,
+    *,
+    table: sa.Table,
+    tenant_id: int,
+    sort: str,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+) -> list[AnyRow]:
+    select = _scan(
+        table.c, table=table, tenant_id=tenant_id, sort=sort, key=key, forward=forward, limit=limit
+    )
+    return list((await conn.execute(select)).all())
+
+
+async def exists_beyond(
+    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, sort: str, key: Key, forward: bool
+) -> bool:
+    select = _scan(
+        (table.c.id,),
+        table=table,
+        tenant_id=tenant_id,
+        sort=sort,
+        key=key,
+        forward=forward,
+        limit=1,
+    )
+    return (await conn.execute(select)).first() is not None
+
+
+async def extensions_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[str, AnyRow]:
+    """The tenant's extensions by number (used to attribute ingested calls)."""
+    result = await conn.execute(
+        sa.select(
+            extensions.c.id,
+            extensions.c.extension_number,
+            extensions.c.user_id,
+            extensions.c.hotline_id,
+        ).where(extensions.c.tenant_id == tenant_id)
+    )
+    return {row.extension_number: row for row in result}
+
+
+async def hotlines_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[str, int]:
+    """The tenant's hotline ids by normalised number."""
+    result = await conn.execute(
+        sa.select(hotlines.c.id, hotlines.c.hotline_norm).where(hotlines.c.tenant_id == tenant_id)
+    )
+    return {row.hotline_norm: row.id for row in result}
+
+
+async def existing_ids(
+    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, ids: Iterable[int]
+) -> set[int]:
+    wanted = sorted(set(ids))
+    found: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        result = await conn.execute(
+            sa.select(table.c.id).where(
+                table.c.tenant_id == tenant_id, table.c.id.in_(wanted[start : start + 500])
+            )
+        )
+        found.update(result.scalars())
+    return found
+
+
+TABLES = {
+    "hotlines": hotlines,
+    "departments": departments,
+    "users": users,
+    "extensions": extensions,
+}

@@ -1,0 +1,257 @@
+"""Directory rules: creating and listing hotlines, departments, users and extensions, and
+(un)assigning users to extensions. A reference to an id outside the tenant is ``not_found``."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory import ids
+from callhistory.calllogs.numbers import normalize
+from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
+from callhistory.directory import repository
+from callhistory.directory.schemas import (
+    DepartmentCreate,
+    DepartmentRead,
+    ExtensionCreate,
+    ExtensionRead,
+    HotlineCreate,
+    HotlineRead,
+    UserCreate,
+    UserRead,
+)
+from callhistory.errors import AlreadyExists, InvalidArgument, NotFound
+from callhistory.keys.schemas import Principal
+from callhistory.paging import CursorCodec, Key, paginate, parse_paging
+from callhistory.schemas import Id, Paging, PagingRead
+from callhistory.times import format_micros, now_micros
+
+SORTS = ("-created_at", "created_at")
+T = TypeVar("T")
+
+
+def _id(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def hotline_read(row: Any) -> HotlineRead:
+    return HotlineRead(
+        id=str(row.id),
+        hotline=row.hotline,
+        name=row.name,
+        description=row.description,
+        network=row.network,
+        is_free_charge=row.is_free_charge,
+        status=row.status,
+        created_at=format_micros(row.created_at),
+        updated_at=format_micros(row.updated_at),
+    )
+
+
+def department_read(row: Any) -> DepartmentRead:
+    return DepartmentRead(
+        id=str(row.id),
+        name=row.name,
+        created_at=format_micros(row.created_at),
+        updated_at=format_micros(row.updated_at),
+    )
+
+
+def user_read(row: Any) -> UserRead:
+    return UserRead(
+        id=str(row.id),
+        full_name=row.full_name,
+        email=row.email,
+        phone=row.phone,
+        department_id=_id(row.department_id),
+        created_at=format_micros(row.created_at),
+        updated_at=format_micros(row.updated_at),
+    )
+
+
+def extension_reader(principal: Principal) -> Callable[[Any], ExtensionRead]:
+    def read(row: Any) -> ExtensionRead:
+        return ExtensionRead(
+            id=str(row.id),
+            extension_number=row.extension_number,
+            extension_password=row.extension_password,
+            hotline_id=_id(row.hotline_id),
+            user_id=_id(row.user_id),
+            tenant_id=str(principal.tenant_id),
+            tenant_domain=principal.tenant_domain,
+            account_id=_id(row.account_id),
+            subscription_id=_id(row.subscription_id),
+            state=row.state,
+            created_at=format_micros(row.created_at),
+            updated_at=format_micros(row.updated_at),
+            expires_at=format_micros(row.expires_at),
+        )
+
+    return read
+
+
+async def _create(
+    conn: AsyncConnection, *, table: sa.Table, principal: Principal, values: dict[str, Any]
+) -> AnyRow:
+    now = now_micros()
+    record_id = ids.new_id()
+    row = {"id": record_id, "created_at": now, "updated_at": now, **values}
+    await repository.insert(conn, table=table, tenant_id=principal.tenant_id, values=row)
+    stored = await repository.get(
+        conn, table=table, tenant_id=principal.tenant_id, record_id=record_id
+    )
+    assert stored is not None
+    return stored
+
+
+async def _require(
+    conn: AsyncConnection, *, table: sa.Table, principal: Principal, value: Id, field: str
+) -> int | None:
+    """Parse an optional reference and check it names a record of the caller's tenant."""
+    record_id = ids.parse_id(value, field)
+    if record_id is not None and not await repository.get(
+        conn, table=table, tenant_id=principal.tenant_id, record_id=record_id
+    ):
+        raise NotFound(f"{field}: no such record in this tenant", field=field)
+    return record_id
+
+
+async def create_hotline(
+    conn: AsyncConnection, *, principal: Principal, request: HotlineCreate
+) -> HotlineRead:
+    norm = normalize(request.hotline)
+    if not norm.lstrip("+").isdigit():
+        raise InvalidArgument("hotline", "must be a phone number")
+    values = {
+        "hotline": request.hotline,
+        "hotline_norm": norm,
+        "name": request.name,
+        "description": request.description,
+        "network": request.network,
+        "is_free_charge": request.is_free_charge,
+        "status": "P",
+    }
+    return hotline_read(await _create(conn, table=hotlines, principal=principal, values=values))
+
+
+async def create_department(
+    conn: AsyncConnection, *, principal: Principal, request: DepartmentCreate
+) -> DepartmentRead:
+    row = await _create(conn, table=departments, principal=principal, values={"name": request.name})
+    return department_read(row)
+
+
+async def create_user(
+    conn: AsyncConnection, *, principal: Principal, request: UserCreate
+) -> UserRead:
+    department_id = await _require(
+        conn,
+        table=departments,
+        principal=principal,
+        value=request.department_id,
+        field="department_id",
+    )
+    values = {
+        "full_name": request.full_name,
+        "email": request.email,
+        "phone": request.phone,
+        "department_id": department_id,
+    }
+    return user_read(await _create(conn, table=users, principal=principal, values=values))
+
+
+async def create_extension(
+    conn: AsyncConnection, *, principal: Principal, request: ExtensionCreate
+) -> ExtensionRead:
+    number = str(request.extension_number)
+    if not (number.isascii() and number.isdigit() and 1 <= len(number) <= 16):
+        raise InvalidArgument("extension_number", "must be 1 to 16 digits")
+    hotline_id = await _require(
+        conn, table=hotlines, principal=principal, value=request.hotline_id, field="hotline_id"
+    )
+    user_id = await _require(
+        conn, table=users, principal=principal, value=request.user_id, field="user_id"
+    )
+    values = {
+        "extension_number": number,
+        "extension_password": secrets.token_urlsafe(12),
+        "hotline_id": hotline_id,
+        "user_id": user_id,
+        "state": "P",
+    }
+    try:
+        async with conn.begin_nested():
+            row = await _create(conn, table=extensions, principal=principal, values=values)
+    except IntegrityError:
+        raise AlreadyExists(
+            f"extension_number {number} already exists in this tenant", field="extension_number"
+        ) from None
+    return extension_reader(principal)(row)
+
+
+async def set_extension_user(
+    conn: AsyncConnection, *, principal: Principal, extension_id: Id, user_id: Id | None
+) -> ExtensionRead:
+    """Assign a user to an extension, or remove its user when ``user_id`` is None."""
+    ext_id = ids.parse_id(extension_id, "extension_id")
+    if ext_id is None:
+        raise InvalidArgument("extension_id", "is required")
+    new_user = None
+    if user_id is not None:
+        new_user = await _require(
+            conn, table=users, principal=principal, value=user_id, field="user_id"
+        )
+        if new_user is None:
+            raise InvalidArgument("user_id", "is required")
+    row = await repository.update(
+        conn,
+        table=extensions,
+        tenant_id=principal.tenant_id,
+        record_id=ext_id,
+        values={"user_id": new_user, "updated_at": now_micros()},
+    )
+    if row is None:
+        raise NotFound("extension_id: no such extension in this tenant", field="extension_id")
+    return extension_reader(principal)(row)
+
+
+async def list_records(
+    conn: AsyncConnection,
+    *,
+    table: sa.Table,
+    principal: Principal,
+    paging: Paging | None,
+    secret: bytes,
+    read: Callable[[Any], T],
+) -> tuple[list[T], PagingRead]:
+    page = parse_paging(paging, default_sort="-created_at", allowed_sorts=SORTS)
+    tenant_id = principal.tenant_id
+    codec = CursorCodec(
+        secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=table.name.encode()
+    )
+
+    async def fetch(key: Key | None, forward: bool, limit: int) -> list[AnyRow]:
+        return await repository.fetch_page(
+            conn,
+            table=table,
+            tenant_id=tenant_id,
+            sort=page.sort,
+            key=key,
+            forward=forward,
+            limit=limit,
+        )
+
+    async def exists(key: Key, forward: bool) -> bool:
+        return await repository.exists_beyond(
+            conn, table=table, tenant_id=tenant_id, sort=page.sort, key=key, forward=forward
+        )
+
+    result = await paginate(
+        request=page, codec=codec, fetch=fetch, exists=exists, key_of=lambda r: (r.created_at, r.id)
+    )
+    return [read(row) for row in result.rows], result.paging

@@ -1,0 +1,75 @@
+"""Domain exceptions; each carries its Twirp code and HTTP status (CONTRACT.md §1)."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base of every error the API renders into ``{"code", "msg", "meta"}``."""
+
+    code = "internal"
+    status = 500
+
+    def __init__(self, msg: str, **meta: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.meta = meta
+
+
+class InvalidArgument(ApiError):
+    code = "invalid_argument"
+    status = 400
+
+    def __init__(self, field: str, msg: str, **meta: str) -> None:
+        super().__init__(f"{field}: {msg}" if field else msg, field=field, **meta)
+        self.field = field
+
+
+class Malformed(ApiError):
+    code = "malformed"
+    status = 400
+
+
+class Unauthenticated(ApiError):
+    code = "unauthenticated"
+    status = 401
+
+
+class PermissionDenied(ApiError):
+    code = "permission_denied"
+    status = 403
+
+
+class NotFound(ApiError):
+    code = "not_found"
+    status = 404
+
+
+class AlreadyExists(ApiError):
+    code = "already_exists"
+    status = 409
+
+
+class BadRoute(ApiError):
+    code = "bad_route"
+    status = 404
+
+
+class ResourceExhausted(ApiError):
+    code = "resource_exhausted"
+    status = 429
+
+
+class BodyTooLarge(ResourceExhausted):
+    """A body over the size limit: ``resource_exhausted`` with the more precise HTTP 413."""
+
+    status = 413
+
+
+class Internal(ApiError):
+    code = "internal"
+    status = 500
+
+
+class Unavailable(ApiError):
+    code = "unavailable"
+    status = 503

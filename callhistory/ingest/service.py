@@ -1,0 +1,190 @@
+"""The one ingest service every path goes through (API, FreeSWITCH, Asterisk, JSONL).
+
+A batch is validated whole before anything is written: one bad item rejects the batch with the
+item's field path. Calls are keyed by (tenant, source_id): a new source id inserts, a known one is
+rewritten in place (same id and created_at) if and only if something changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory import ids
+from callhistory.calllogs import repository as calllogs
+from callhistory.calllogs.numbers import normalize
+from callhistory.calllogs.schemas import CallTarget
+from callhistory.db.tables import extensions, hotlines, users
+from callhistory.directory import repository as directory
+from callhistory.errors import InvalidArgument
+from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
+from callhistory.keys.schemas import Principal
+from callhistory.times import format_micros, now_micros, parse_request_time
+
+_encoder = msgspec.json.Encoder()
+_INBOUND = ("in", "ext_in")
+_OUTBOUND = ("out", "ext", "ext_out")
+_REFERENCES = (("extension_id", extensions), ("user_id", users), ("hotline_id", hotlines))
+
+
+def _time(value: str | None, field: str, tz: str) -> int | None:
+    return None if not value else parse_request_time(value, field, tz)
+
+
+def _targets(targets: list[CallTarget], field: str, tz: str) -> tuple[list[CallTarget], int | None]:
+    """Targets in wire form (UTC times, derived status and ring time), and the first answer."""
+    out: list[CallTarget] = []
+    first_answer: int | None = None
+    for i, target in enumerate(targets):
+        at = f"{field}[{i}]"
+        add = _time(target.add_time, f"{at}.add_time", tz)
+        ring = _time(target.ring_time, f"{at}.ring_time", tz)
+        answered = _time(target.answered_time, f"{at}.answered_time", tz)
+        ended = _time(target.ended_time, f"{at}.ended_time", tz)
+        if answered is not None and (first_answer is None or answered < first_answer):
+            first_answer = answered
+        status = target.status or ("answered" if answered is not None else "no_answer")
+        ring_duration = target.ring_duration
+        if ring_duration is None:
+            stop = answered if answered is not None else ended
+            ring_duration = max(0, (stop - ring) // 1_000_000) if ring and stop else 0
+        out.append(
+            CallTarget(
+                add_time=format_micros(add),
+                answered_time=format_micros(answered),
+                end_reason=target.end_reason,
+                ended_time=format_micros(ended),
+                fail_code=target.fail_code,
+                ring_duration=ring_duration,
+                ring_time=format_micros(ring),
+                status=status,
+                target_number=target.target_number,
+                trunk_name=target.trunk_name,
+            )
+        )
+    return out, first_answer
+
+
+def _row(item: IngestCallLog, field: str, tz: str) -> dict[str, Any]:
+    """The stored columns of one item, with call_state, call_status and duration derived."""
+    started = parse_request_time(item.started_at, f"{field}.started_at", tz)
+    ended = _time(item.ended_at, f"{field}.ended_at", tz)
+    if ended is not None and ended < started:
+        raise InvalidArgument(f"{field}.ended_at", "must not be before started_at")
+    targets, first_answer = _targets(item.call_targets, f"{field}.call_targets", tz)
+    state = item.call_state
+    if state == "unknown":
+        if (
+            first_answer is not None
+            or any(t.status == "answered" for t in targets)
+            or item.duration
+        ):
+            state = "answered"
+        elif ended is not None:
+            state = "not_answered"
+    status = item.call_status
+    if not status:
+        finished = {"answered": "P", "not_answered": "N"}.get(state, "Z")
+        status = "S" if ended is None else finished
+    duration = item.duration
+    if duration is None:
+        answered_end = ended if state == "answered" else None
+        duration = (
+            (answered_end - first_answer) // 1_000_000 if answered_end and first_answer else 0
+        )
+    return {
+        "source_id": item.source_id,
+        "caller": item.caller,
+        "callee": item.callee,
+        "caller_norm": normalize(item.caller),
+        "callee_norm": normalize(item.callee),
+        "direction": item.direction,
+        "call_state": state,
+        "call_status": status,
+        "started_at": started,
+        "ended_at": ended,
+        "duration": max(0, duration),
+        "extension_id": ids.parse_id(item.extension_id, f"{field}.extension_id"),
+        "user_id": ids.parse_id(item.user_id, f"{field}.user_id"),
+        "hotline_id": ids.parse_id(item.hotline_id, f"{field}.hotline_id"),
+        "contact_id": ids.parse_id(item.contact_id, f"{field}.contact_id"),
+        "external_id": item.external_id or None,
+        "external_session_id": item.external_session_id or None,
+        "recording_urls": _encoder.encode(item.recording_urls).decode(),
+        "call_targets": _encoder.encode(targets).decode(),
+        "note": item.note,
+    }
+
+
+async def _check_references(
+    conn: AsyncConnection, *, tenant_id: int, rows: list[dict[str, Any]], field: str
+) -> None:
+    for column, table in _REFERENCES:
+        wanted = {row[column] for row in rows if row[column] is not None}
+        if not wanted:
+            continue
+        found = await directory.existing_ids(conn, table=table, tenant_id=tenant_id, ids=wanted)
+        for i, row in enumerate(rows):
+            if row[column] is not None and row[column] not in found:
+                raise InvalidArgument(f"{field}[{i}].{column}", "no such record in this tenant")
+
+
+async def _attribute(conn: AsyncConnection, *, tenant_id: int, rows: list[dict[str, Any]]) -> None:
+    """Fill a missing extension, user and hotline from the numbers the PBX saw."""
+    if all(row["extension_id"] and row["hotline_id"] and row["user_id"] for row in rows):
+        return
+    by_number = await directory.extensions_by_number(conn, tenant_id=tenant_id)
+    hotline_ids = await directory.hotlines_by_number(conn, tenant_id=tenant_id)
+    for row in rows:
+        if row["extension_id"] is None:
+            if row["direction"] in _INBOUND:
+                answered = [
+                    t["target_number"]
+                    for t in msgspec.json.decode(row["call_targets"])
+                    if t["status"] == "answered"
+                ]
+                ext = by_number.get(answered[0]) if answered else None
+            else:
+                ext = by_number.get(row["caller"]) if row["direction"] in _OUTBOUND else None
+            if ext is not None:
+                row["extension_id"] = ext.id
+                row["user_id"] = row["user_id"] or ext.user_id
+                row["hotline_id"] = row["hotline_id"] or ext.hotline_id
+        if row["hotline_id"] is None:
+            number = row["callee_norm"] if row["direction"] in _INBOUND else row["caller_norm"]
+            row["hotline_id"] = hotline_ids.get(number)
+
+
+async def ingest(
+    conn: AsyncConnection,
+    *,
+    principal: Principal,
+    items: list[IngestCallLog],
+    field: str = "call_logs",
+) -> list[IngestedCallLog]:
+    tenant_id = principal.tenant_id
+    rows = [_row(item, f"{field}[{i}]", principal.timezone) for i, item in enumerate(items)]
+    await _check_references(conn, tenant_id=tenant_id, rows=rows, field=field)
+    await _attribute(conn, tenant_id=tenant_id, rows=rows)
+    await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
+    latest = {row["source_id"]: row for row in rows}  # a source id twice in a batch: last wins
+    stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
+    now = now_micros()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    outcome: dict[str, IngestedCallLog] = {}
+    for source_id, row in latest.items():
+        old = stored.get(source_id)
+        if old is None:
+            new_id = ids.new_id()
+            inserts.append({**row, "id": new_id, "created_at": now, "updated_at": now})
+            outcome[source_id] = IngestedCallLog(id=str(new_id), source_id=source_id, created=True)
+            continue
+        if any(old._mapping[name] != value for name, value in row.items()):
+            updates.append({**row, "id": old.id, "updated_at": now})
+        outcome[source_id] = IngestedCallLog(id=str(old.id), source_id=source_id, created=False)
+    await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
+    await calllogs.update_many(conn, tenant_id=tenant_id, rows=updates)
+    return [outcome[row["source_id"]] for row in rows]

@@ -1,0 +1,210 @@
+"""Twirp-style RPC over JSON: ``POST /v1/{prefix}.{Service}/{Method}`` → a typed handler.
+
+A handler is ``async def Name(ctx, request: <Struct>) -> <Struct>``; its annotations are the single
+definition of what it accepts and returns, and of its OpenAPI entry. The dispatcher reads the body
+(bounded), authenticates, decodes with field-path errors, runs the handler in one transaction,
+commits, and only then encodes the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, get_type_hints
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callhistory.db.engine import transaction
+from callhistory.errors import (
+    ApiError,
+    BadRoute,
+    BodyTooLarge,
+    Internal,
+    InvalidArgument,
+    Malformed,
+    Unauthenticated,
+    Unavailable,
+)
+from callhistory.keys import service as keys
+from callhistory.keys.schemas import Principal, Scope
+from callhistory.schemas import ErrorEnvelope
+
+logger = logging.getLogger("callhistory")
+_RETRYABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
+_PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A-Za-z]+)")
+_ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
+
+
+class Context(msgspec.Struct, kw_only=True):
+    """What a handler may use: the request's transaction and who is calling."""
+
+    conn: AsyncConnection
+    principal: Principal
+    cursor_secret: bytes
+
+
+Handler = Callable[[Context, Any], Awaitable[msgspec.Struct]]
+
+
+class Method(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    name: str
+    prefixes: tuple[str, ...]
+    scope: Scope
+    write: bool
+    request: type[msgspec.Struct]
+    response: type[msgspec.Struct]
+    handler: Handler
+    summary: str
+    decoder: msgspec.json.Decoder[Any]
+
+
+class MethodSet:
+    """The methods of one domain, registered with ``@methods.rpc(scope=...)``."""
+
+    def __init__(self, *, service: str, prefixes: tuple[str, ...]) -> None:
+        self.service = service
+        self.prefixes = prefixes
+        self.methods: list[Method] = []
+
+    def rpc(self, *, scope: Scope, write: bool = False) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            hints = get_type_hints(handler)
+            request, response = hints["request"], hints["return"]
+            self.methods.append(
+                Method(
+                    service=self.service,
+                    name=handler.__name__,
+                    prefixes=self.prefixes,
+                    scope=scope,
+                    write=write,
+                    request=request,
+                    response=response,
+                    handler=handler,
+                    summary=(handler.__doc__ or "").strip(),
+                    decoder=msgspec.json.Decoder(request),
+                )
+            )
+            return handler
+
+        return register
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    body = _encoder.encode(ErrorEnvelope(code=error.code, msg=error.msg, meta=error.meta))  # type: ignore[arg-type]
+    return Response(body, status_code=error.status, media_type="application/json", headers=headers)
+
+
+def unexpected(exc: Exception) -> ApiError:
+    """``unavailable`` for a store that cannot answer (safe to retry), else ``internal``;
+    neither carries a stack trace or SQL to the caller."""
+    if isinstance(exc, _RETRYABLE):
+        logger.warning("store unavailable: %s", type(exc).__name__)
+        return Unavailable("the store is unavailable, retry later")
+    logger.exception("unhandled error")
+    return Internal("internal error")
+
+
+def decode_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
+    """Map a msgspec error to ``invalid_argument`` with ``meta.field``, or ``malformed``."""
+    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
+        return Malformed("the body is not valid JSON")
+    text = str(error)
+    located = _ERROR_PATH.search(text)
+    path = located.group("path").lstrip(".") if located else ""
+    detail = text[: located.start()] if located else text
+    unknown = _UNKNOWN_FIELD.match(detail)
+    if unknown:
+        name = unknown.group("name")
+        path = f"{path}.{name}" if path else name
+        detail = "unknown field"
+    elif not path:
+        return Malformed("the body must be a JSON object")
+    return InvalidArgument(path, detail)
+
+
+class Dispatcher:
+    """Routes ``{prefix}.{Service}/{Method}`` to its handler (the service matched case-blind)."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        methods: Iterable[Method],
+        max_body_bytes: int,
+        cursor_secret: bytes,
+    ) -> None:
+        self._engine = engine
+        self._max_body = max_body_bytes
+        self._secret = cursor_secret
+        self._routes = {
+            (prefix, m.service.lower(), m.name): m for m in methods for prefix in m.prefixes
+        }
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            method = self._route(request)
+            body = await self._read_body(request)
+            key = _bearer(request)
+            async with transaction(self._engine, write=method.write) as conn:
+                principal = await keys.authenticate(conn, key=key, needed=method.scope)
+                try:
+                    decoded = method.decoder.decode(body)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    raise decode_error(exc) from None
+                context = Context(conn=conn, principal=principal, cursor_secret=self._secret)
+                result = await method.handler(context, decoded)
+            request.state.tenant_id = principal.tenant_id
+        except ApiError as error:
+            return error_response(error)
+        except Exception as exc:  # the one place unexpected failures become an envelope
+            return error_response(unexpected(exc))
+        return Response(_encoder.encode(result), media_type="application/json")
+
+    def _route(self, request: Request) -> Method:
+        match = _PATH.fullmatch(request.path_params["target"])
+        method = None
+        if match:
+            route = (match["prefix"], match["service"].lower(), match["method"])
+            method = self._routes.get(route)
+        if method is None:
+            raise BadRoute(f"no method at {request.url.path}")
+        if request.method != "POST":
+            raise BadRoute(f"{method.name} takes POST, not {request.method}")
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise BadRoute("Content-Type must be application/json")
+        return method
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, refusing early (from Content-Length) or as soon as it grows too large."""
+        too_large = BodyTooLarge(
+            f"the body is larger than {self._max_body} bytes", limit=str(self._max_body)
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("send the API key as Authorization: Bearer <key>")
+    return key.strip()

@@ -1,0 +1,100 @@
+"""Times: stored as integer microseconds since the Unix epoch (UTC), written as RFC 3339.
+
+Integers keep the store portable (SQLite and PostgreSQL order them alike) and spare the hot path
+from building ``datetime`` objects per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from callhistory.errors import InvalidArgument
+
+_UTC = dt.UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Earliest and latest instants we store: years 1970..9999.
+MIN_MICROS = 0
+MAX_MICROS = int((dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=_UTC) - _EPOCH).total_seconds()) * (
+    1_000_000
+)
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def to_micros(value: dt.datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def format_micros(value: int | None) -> str | None:
+    """RFC 3339 UTC with ``Z``; fraction only when non-zero (milliseconds when exact)."""
+    if value is None:
+        return None
+    seconds, frac = divmod(value, 1_000_000)
+    text = _second_text(seconds)
+    if frac == 0:
+        return text + "Z"
+    if frac % 1000 == 0:
+        return f"{text}.{frac // 1000:03d}Z"
+    return f"{text}.{frac:06d}Z"
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def valid_zone(name: str) -> bool:
+    try:
+        zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def parse_request_time(text: str, field: str, tz: str, *, end_of_day: bool = False) -> int:
+    """Parse a request time: RFC 3339 with offset, local time in ``tz``, or a bare date.
+
+    A bare date is the start of that day in ``tz``, or its last microsecond when ``end_of_day``.
+    """
+    try:
+        if _DATE.fullmatch(text):
+            day = dt.date.fromisoformat(text)
+            start = dt.datetime(day.year, day.month, day.day, tzinfo=zone(tz))
+            if not end_of_day:
+                return _checked(to_micros(start), field)
+            following = start + dt.timedelta(days=1)
+            # Next local midnight, recomputed in the zone in case of a DST change that day.
+            nxt = dt.datetime(following.year, following.month, following.day, tzinfo=zone(tz))
+            return _checked(to_micros(nxt) - 1, field)
+        if "T" not in text and "t" not in text:
+            raise ValueError(text)
+        value = dt.datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            field, "must be an RFC 3339 time such as 2021-03-10T17:07:19+07:00, or a date"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone(tz))
+    try:
+        return _checked(to_micros(value), field)
+    except OverflowError:
+        raise InvalidArgument(field, "is out of range") from None
+
+
+def _checked(micros: int, field: str) -> int:
+    if not MIN_MICROS <= micros <= MAX_MICROS:
+        raise InvalidArgument(field, "is out of range (1970..9999)")
+    return micros

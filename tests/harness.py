@@ -1,0 +1,143 @@
+"""Test harness: a real server on loopback, the real CLI, and an HTTP client for the API."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+import uvicorn
+from typer.testing import CliRunner
+
+from callhistory.app import create_app
+from callhistory.cli import app as cli_app
+from callhistory.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerThread:
+    """uvicorn serving ``create_app`` in a background thread on a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+def cli(*args: str) -> str:
+    """Run the real CLI in-process; fail the test with its output if it fails."""
+    result = CliRunner().invoke(cli_app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def cli_json(*args: str) -> Any:
+    return msgspec.json.decode(cli(*args, "--json"))
+
+
+@dataclass
+class Tenant:
+    id: str
+    read: str
+    ingest: str
+    admin: str
+    key_ids: dict[str, str]
+
+
+def new_tenant(database_url: str, *, name: str = "Test tenant", timezone: str = "") -> Tenant:
+    args = ["tenant", "create", "--name", name, "--database", database_url]
+    if timezone:
+        args += ["--timezone", timezone]
+    tenant = cli_json(*args)
+    keys = {
+        scope: cli_json(
+            "key", "create", "--tenant", tenant["id"], "--scope", scope, "--database", database_url
+        )
+        for scope in ("read", "ingest", "admin")
+    }
+    return Tenant(
+        id=tenant["id"],
+        read=keys["read"]["key"],
+        ingest=keys["ingest"]["key"],
+        admin=keys["admin"]["key"],
+        key_ids={scope: k["id"] for scope, k in keys.items()},
+    )
+
+
+class Api:
+    """Calls the RPC methods of a running server."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=60)
+
+    def call(
+        self, method: str, body: Any, key: str, *, prefix: str = "shop", service: str = "Etelecom"
+    ) -> httpx.Response:
+        content = body if isinstance(body, bytes) else msgspec.json.encode(body)
+        return self.http.post(
+            f"/v1/{prefix}.{service}/{method}",
+            content=content,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+
+    def ok(self, method: str, body: Any, key: str, **kw: str) -> Any:
+        response = self.call(method, body, key, **kw)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def error(self, method: str, body: Any, key: str, status: int, code: str, **kw: str) -> Any:
+        response = self.call(method, body, key, **kw)
+        assert response.status_code == status, response.text
+        envelope = response.json()
+        assert envelope["code"] == code, envelope
+        assert set(envelope) == {"code", "msg", "meta"}
+        return envelope
+
+    def ingest(self, key: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(items), 500):
+            body = {"call_logs": items[start : start + 500]}
+            out += self.ok("IngestCallLogs", body, key, prefix="pbx")["call_logs"]
+        return out
+
+    def walk(self, key: str, body: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        """Every page from the first, following ``next``."""
+        pages = []
+        paging = dict(body.get("paging", {}))
+        while True:
+            answer = self.ok("ListCallLogs", {**body, "paging": paging}, key)
+            pages.append(answer["call_logs"])
+            if not answer["paging"]["next"]:
+                return pages
+            paging = {**paging, "after": answer["paging"]["next"]}

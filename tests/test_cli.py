@@ -1,0 +1,87 @@
+"""The CLI as an operator uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from callhistory.cli import app
+from tests.harness import Api, cli, cli_json
+
+
+def test_tenant_and_key_lifecycle(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ops.db"
+    tenant = cli_json(
+        "tenant",
+        "create",
+        "--name",
+        "Shop A",
+        "--timezone",
+        "Asia/Bangkok",
+        "--domain",
+        "A.pbx.vn",
+        "--database",
+        url,
+    )
+    assert tenant["name"] == "Shop A" and tenant["timezone"] == "Asia/Bangkok"
+    assert tenant["domain"] == "a.pbx.vn" and tenant["id"].isdigit()
+    key = cli_json(
+        "key", "create", "--tenant", tenant["id"], "--scope", "ingest", "--database", url
+    )
+    assert set(key) == {"id", "key", "scope", "tenant_id"}
+    assert key["scope"] == "ingest" and key["tenant_id"] == tenant["id"]
+    revoked = cli_json("key", "revoke", key["id"], "--database", url)
+    assert revoked["revoked"] is True
+
+
+def test_errors_exit_nonzero_with_a_message(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ops.db"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["tenant", "create", "--name", "X", "--timezone", "Mars/Olympus", "--database", url]
+    )
+    assert result.exit_code == 1 and "time zone" in result.output
+    result = runner.invoke(app, ["key", "create", "--tenant", "123", "--database", url])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    result = runner.invoke(app, ["key", "create", "--tenant", "abc", "--database", url])
+    assert result.exit_code == 2
+    cli_json("tenant", "create", "--name", "A", "--domain", "same.vn", "--database", url)
+    result = runner.invoke(
+        app, ["tenant", "create", "--name", "B", "--domain", "same.vn", "--database", url]
+    )
+    assert result.exit_code == 1 and "already exists" in result.output
+
+
+def test_database_url_from_environment(tmp_path: Path, monkeypatch: object) -> None:
+    url = f"sqlite:///{tmp_path}/env.db"
+    result = CliRunner().invoke(
+        app, ["tenant", "create", "--name", "E", "--json"], env={"CALLHISTORY_DATABASE_URL": url}
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env.db").exists()
+
+
+def test_demo_makes_a_usable_tenant(database_url: str, api: Api, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    result = cli_json(
+        "demo", "--calls", "300", "--save-key", str(key_file), "--database", database_url
+    )
+    assert result["calls"] == 300
+    assert {k["scope"] for k in result["keys"]} == {"read", "ingest", "admin"}
+    read_key = key_file.read_text().strip()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    pages = api.walk(read_key, {"paging": {"limit": 1000}})
+    calls = [c for p in pages for c in p]
+    assert len(calls) == 300
+    assert {c["direction"] for c in calls} >= {"in", "out", "ext"}
+    assert {c["call_state"] for c in calls} == {"answered", "not_answered"}
+    assert sum(1 for c in calls if c["hotline_id"]) > 100
+    extensions = api.ok("GetExtensions", {}, read_key)["extensions"]
+    assert len(extensions) == 12
+
+
+def test_help_lists_every_command() -> None:
+    out = cli("--help")
+    for command in ("serve", "migrate", "tenant", "key", "demo"):
+        assert command in out

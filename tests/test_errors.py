@@ -1,0 +1,177 @@
+"""Every malformed request gets the documented code and names its field; never a 5xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import Api, Tenant
+
+LIST = "/v1/shop.Etelecom/ListCallLogs"
+
+
+def post(
+    api: Api, key: str, content: bytes, content_type: str = "application/json"
+) -> httpx.Response:
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {key}"}
+    return api.http.post(LIST, content=content, headers=headers)
+
+
+def envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code and isinstance(body["msg"], str) and isinstance(body["meta"], dict)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"filter": {"date_from": "10/03/2021"}}, "filter.date_from"),
+        ({"filter": {"date_to": "2021-13-40"}}, "filter.date_to"),
+        ({"filter": {"date_from": "2021-03-11", "date_to": "2021-03-10"}}, "filter.date_from"),
+        ({"filter": {"call_state": "maybe"}}, "filter.call_state"),
+        ({"filter": {"direction": "sideways"}}, "filter.direction"),
+        (
+            {"filter": {"duration": {"comparison": "about", "value": 1}}},
+            "filter.duration.comparison",
+        ),
+        ({"filter": {"duration": {"comparison": "equal", "value": -1}}}, "filter.duration.value"),
+        (
+            {"filter": {"duration": {"comparison": "equal", "value": "ten"}}},
+            "filter.duration.value",
+        ),
+        ({"filter": {"duration": {"comparison": "equal", "value": 1.5}}}, "filter.duration.value"),
+        ({"filter": {"user_id": "abc"}}, "filter.user_id"),
+        ({"filter": {"user_id": "99999999999999999999"}}, "filter.user_id"),
+        ({"filter": {"user_id": 2**64}}, "filter.user_id"),
+        ({"filter": {"department_id": -5}}, "filter.department_id"),
+        ({"filter": {"extension_ids": ["1", "x"]}}, "filter.extension_ids[1]"),
+        ({"filter": {"extension_ids": "1"}}, "filter.extension_ids"),
+        ({"filter": {"hotline_ids": [str(i + 1) for i in range(101)]}}, "filter.hotline_ids"),
+        ({"filter": {"call_number": 912345678}}, "filter.call_number"),
+        ({"filter": {"external_id": "x" * 300}}, "filter.external_id"),
+        ({"filter": {"extension_id": "1"}}, "filter.extension_id"),
+        ({"filters": {}}, "filters"),
+        ({"paging": {"limit": 1001}}, "paging.limit"),
+        ({"paging": {"limit": -1}}, "paging.limit"),
+        ({"paging": {"limit": "many"}}, "paging.limit"),
+        ({"paging": {"sort": "caller"}}, "paging.sort"),
+        ({"paging": {"after": "not-a-cursor"}}, "paging.after"),
+        ({"paging": {"before": "AAAA"}}, "paging.before"),
+        ({"paging": {"after": "x", "before": "y"}}, "paging.before"),
+        ({"filter": []}, "filter"),
+    ],
+)
+def test_invalid_argument_names_the_field(
+    api: Api, tenant: Tenant, body: dict[str, Any], field: str
+) -> None:
+    found = api.error("ListCallLogs", body, tenant.read, 400, "invalid_argument")
+    assert found["meta"]["field"] == field
+
+
+def test_bad_sort_lists_the_allowed_values(api: Api, tenant: Tenant) -> None:
+    found = api.error(
+        "ListCallLogs", {"paging": {"sort": "id"}}, tenant.read, 400, "invalid_argument"
+    )
+    assert "-started_at" in found["msg"] and "duration" in found["meta"]["allowed"]
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"{", b"[]", b"null", b"42", b'"text"', b"\xff\xfe", b"{}{}"]
+)
+def test_body_that_is_not_a_json_object_is_malformed(
+    api: Api, tenant: Tenant, content: bytes
+) -> None:
+    envelope(post(api, tenant.read, content), 400, "malformed")
+
+
+def test_empty_object_is_a_valid_request(api: Api, tenant: Tenant) -> None:
+    assert post(api, tenant.read, b"{}").json() == {
+        "call_logs": [],
+        "paging": {
+            "after": "",
+            "before": "",
+            "limit": 100,
+            "next": "",
+            "prev": "",
+            "sort": "-started_at",
+        },
+    }
+
+
+def test_nulls_for_optional_objects_are_absent(api: Api, tenant: Tenant) -> None:
+    response = post(api, tenant.read, b'{"filter": null, "paging": null}')
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_wrong_content_type_is_bad_route(api: Api, tenant: Tenant, content_type: str) -> None:
+    envelope(post(api, tenant.read, b"{}", content_type), 404, "bad_route")
+
+
+def test_charset_parameter_is_accepted(api: Api, tenant: Tenant) -> None:
+    assert post(api, tenant.read, b"{}", "application/json; charset=utf-8").status_code == 200
+
+
+def test_service_name_is_case_blind(api: Api, tenant: Tenant) -> None:
+    api.ok("ListCallLogs", {}, tenant.read, service="ETelecom")
+    api.ok("ListCallLogs", {}, tenant.read, prefix="partner")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/shop.Etelecom/NoSuchMethod",
+        "/v1/shop.Other/ListCallLogs",
+        "/v1/nope.Etelecom/ListCallLogs",
+        "/v1/x",
+    ],
+)
+def test_unknown_method_is_bad_route(api: Api, tenant: Tenant, path: str) -> None:
+    response = api.http.post(
+        path,
+        content=b"{}",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {tenant.read}"},
+    )
+    envelope(response, 404, "bad_route")
+
+
+def test_get_is_bad_route(api: Api) -> None:
+    envelope(api.http.get(LIST), 404, "bad_route")
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Bearer", "Bearer nope", "Basic abc", "Bearer ch_" + "x" * 43]
+)
+def test_missing_or_unknown_key_is_unauthenticated(api: Api, authorization: str | None) -> None:
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    envelope(api.http.post(LIST, content=b"{}", headers=headers), 401, "unauthenticated")
+
+
+def test_body_over_the_limit_is_refused(api: Api, tenant: Tenant) -> None:
+    big = b'{"filter": {"call_number": "' + b"1" * (2 * 1024 * 1024) + b'"}}'
+    response = post(api, tenant.read, big)
+    assert response.status_code == 413
+    assert response.json()["code"] == "resource_exhausted"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["' OR 1=1 --", "\x00", "%", "_", "\\", "😀", "\u202e", "Robert'); DROP TABLE call_logs;--"],
+)
+def test_hostile_strings_are_just_values(api: Api, tenant: Tenant, hostile: str) -> None:
+    body = {
+        "filter": {"call_number": hostile, "external_id": hostile, "external_session_id": hostile}
+    }
+    assert api.ok("ListCallLogs", body, tenant.read)["call_logs"] == []
+
+
+def test_deeply_nested_json_is_an_error_not_a_crash(api: Api, tenant: Tenant) -> None:
+    content = b'{"filter": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    response = post(api, tenant.read, content)
+    assert response.status_code == 400

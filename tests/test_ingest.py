@@ -1,0 +1,200 @@
+"""IngestCallLogs: idempotent on source_id, atomic per batch, derived fields."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.harness import Api, Tenant
+
+
+def call(source_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "started_at": "2025-05-01T09:00:00+07:00",
+        "ended_at": "2025-05-01T09:02:10+07:00",
+        "caller": "0912345678",
+        "callee": "19006868",
+        "direction": "in",
+        **fields,
+    }
+
+
+def rows(api: Api, tenant: Tenant) -> list[dict[str, Any]]:
+    return [r for p in api.walk(tenant.read, {"paging": {"limit": 1000}}) for r in p]
+
+
+def test_same_source_id_twice_is_one_call(api: Api, tenant: Tenant) -> None:
+    first = api.ingest(tenant.ingest, [call("a")])[0]
+    stored = rows(api, tenant)
+    again = api.ingest(tenant.ingest, [call("a")])[0]
+    assert first["created"] is True and again["created"] is False
+    assert again["id"] == first["id"]
+    assert rows(api, tenant) == stored  # nothing changed, not even updated_at
+
+
+def test_later_cdr_updates_in_place(api: Api, tenant: Tenant) -> None:
+    first = api.ingest(tenant.ingest, [call("b", ended_at=None)])[0]
+    before = rows(api, tenant)[0]
+    assert before["call_status"] == "S" and before["call_state"] == "unknown"
+    time.sleep(0.002)
+    api.ingest(tenant.ingest, [call("b", note="called back")])
+    after = rows(api, tenant)
+    assert len(after) == 1
+    assert after[0]["id"] == first["id"]
+    assert after[0]["created_at"] == before["created_at"]
+    assert after[0]["updated_at"] > before["updated_at"]
+    assert after[0]["note"] == "called back"
+    assert after[0]["ended_at"] == "2025-05-01T02:02:10Z"
+
+
+def test_source_ids_are_per_tenant(api: Api, tenant: Tenant, database_url: str) -> None:
+    from tests.harness import new_tenant
+
+    other = new_tenant(database_url)
+    mine = api.ingest(tenant.ingest, [call("same")])[0]
+    theirs = api.ingest(other.ingest, [call("same")])[0]
+    assert mine["created"] and theirs["created"] and mine["id"] != theirs["id"]
+
+
+def test_one_bad_item_rejects_the_whole_batch(api: Api, tenant: Tenant) -> None:
+    batch = [call(f"ok-{i}") for i in range(5)]
+    batch[3]["started_at"] = "yesterday"
+    envelope = api.error(
+        "IngestCallLogs", {"call_logs": batch}, tenant.ingest, 400, "invalid_argument", prefix="pbx"
+    )
+    assert envelope["meta"]["field"] == "call_logs[3].started_at"
+    assert rows(api, tenant) == []
+
+
+def test_field_paths_reach_into_targets(api: Api, tenant: Tenant) -> None:
+    bad = call("t", call_targets=[{"target_number": "101"}, {"status": "ringing"}])
+    envelope = api.error(
+        "IngestCallLogs",
+        {"call_logs": [call("x"), bad]},
+        tenant.ingest,
+        400,
+        "invalid_argument",
+        prefix="pbx",
+    )
+    assert envelope["meta"]["field"] == "call_logs[1].call_targets[1].status"
+
+
+def test_missing_source_id_is_named(api: Api, tenant: Tenant) -> None:
+    item = call("x")
+    del item["source_id"]
+    envelope = api.error(
+        "IngestCallLogs",
+        {"call_logs": [item]},
+        tenant.ingest,
+        400,
+        "invalid_argument",
+        prefix="pbx",
+    )
+    assert envelope["meta"]["field"] == "call_logs[0]"
+    assert "source_id" in envelope["msg"]
+
+
+def test_state_status_and_duration_are_derived_from_targets(api: Api, tenant: Tenant) -> None:
+    targets = [
+        {
+            "target_number": "101",
+            "ring_time": "2025-05-01T09:00:01+07:00",
+            "ended_time": "2025-05-01T09:00:15+07:00",
+            "status": "no_answer",
+            "end_reason": "NO_ANSWER",
+            "fail_code": 480,
+        },
+        {
+            "target_number": "102",
+            "ring_time": "2025-05-01T09:00:15+07:00",
+            "answered_time": "2025-05-01T09:00:20+07:00",
+            "ended_time": "2025-05-01T09:02:10+07:00",
+        },
+    ]
+    api.ingest(tenant.ingest, [call("d", call_targets=targets)])
+    row = rows(api, tenant)[0]
+    assert row["call_state"] == "answered"
+    assert row["call_status"] == "P"
+    assert row["duration"] == 110
+    legs = row["call_targets"]
+    assert [leg["status"] for leg in legs] == ["no_answer", "answered"]
+    assert legs[1]["ring_duration"] == 5 and legs[0]["ring_duration"] == 14
+    assert legs[1]["answered_time"] == "2025-05-01T02:00:20Z"
+    assert legs[0]["fail_code"] == 480 and legs[1]["fail_code"] == 0
+    assert set(legs[0]) == {
+        "add_time",
+        "answered_time",
+        "end_reason",
+        "ended_time",
+        "fail_code",
+        "ring_duration",
+        "ring_time",
+        "status",
+        "target_number",
+        "trunk_name",
+    }
+
+
+def test_unanswered_finished_call(api: Api, tenant: Tenant) -> None:
+    api.ingest(
+        tenant.ingest, [call("n", call_targets=[{"target_number": "101", "status": "busy"}])]
+    )
+    row = rows(api, tenant)[0]
+    assert (row["call_state"], row["call_status"], row["duration"]) == ("not_answered", "N", 0)
+    assert row["call_targets"][0]["answered_time"] is None
+
+
+def test_time_without_offset_is_in_the_tenant_zone(api: Api, tenant: Tenant) -> None:
+    api.ingest(tenant.ingest, [call("tz", started_at="2025-05-01T09:00:00", ended_at=None)])
+    assert rows(api, tenant)[0]["started_at"] == "2025-05-01T02:00:00Z"
+
+
+def test_references_must_exist_in_the_tenant(api: Api, tenant: Tenant) -> None:
+    envelope = api.error(
+        "IngestCallLogs",
+        {"call_logs": [call("r", extension_id="12345")]},
+        tenant.ingest,
+        400,
+        "invalid_argument",
+        prefix="pbx",
+    )
+    assert envelope["meta"]["field"] == "call_logs[0].extension_id"
+
+
+def test_calls_are_attributed_from_directory_numbers(api: Api, tenant: Tenant) -> None:
+    hotline = api.ok("CreateHotline", {"hotline": "1900 6868"}, tenant.admin)
+    user = api.ok("CreateUser", {"full_name": "Lan"}, tenant.admin)
+    ext = api.ok(
+        "CreateExtension",
+        {"extension_number": 105, "user_id": user["id"], "hotline_id": hotline["id"]},
+        tenant.admin,
+    )
+    answered = [{"target_number": "105", "answered_time": "2025-05-01T09:00:05+07:00"}]
+    api.ingest(tenant.ingest, [call("attr", call_targets=answered)])
+    row = rows(api, tenant)[0]
+    assert row["hotline_id"] == hotline["id"]
+    assert row["extension_id"] == ext["id"]
+    assert row["user_id"] == user["id"]
+
+
+def test_batch_limits(api: Api, tenant: Tenant) -> None:
+    api.error(
+        "IngestCallLogs", {"call_logs": []}, tenant.ingest, 400, "invalid_argument", prefix="pbx"
+    )
+    many = [call(f"m{i}") for i in range(1001)]
+    api.error(
+        "IngestCallLogs", {"call_logs": many}, tenant.ingest, 400, "invalid_argument", prefix="pbx"
+    )
+
+
+def test_ingest_needs_an_ingest_key(api: Api, tenant: Tenant) -> None:
+    api.error(
+        "IngestCallLogs",
+        {"call_logs": [call("k")]},
+        tenant.read,
+        403,
+        "permission_denied",
+        prefix="pbx",
+    )
+    assert rows(api, tenant) == []
