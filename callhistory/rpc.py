@@ -161,6 +161,8 @@ class Dispatcher:
                     decoded = method.decoder.decode(body)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                     raise decode_error(exc) from None
+                if b"\\u0000" in body:
+                    _reject_nul(decoded, "")
                 context = Context(conn=conn, principal=principal, cursor_secret=self._secret)
                 result = await method.handler(context, decoded)
             request.state.tenant_id = principal.tenant_id
@@ -201,6 +203,20 @@ class Dispatcher:
                 raise too_large
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _reject_nul(value: object, path: str) -> None:
+    """NUL characters are refused in every string: PostgreSQL cannot store them, and no
+    legitimate value carries one."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidArgument(path, "must not contain NUL characters")
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            _reject_nul(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_nul(item, f"{path}[{i}]")
 
 
 def _bearer(request: Request) -> str:

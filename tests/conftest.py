@@ -1,26 +1,48 @@
 """Fixtures: a database built by the Alembic migrations, served by a real server on loopback.
 
-Every store-touching test runs once per backend. Tests stay independent by working in a tenant
-of their own (tenant isolation is the product's core guarantee, so this also exercises it).
+Every store-touching test runs once per backend: SQLite (a temp file) and PostgreSQL (a
+throwaway cluster started here, or ``CALLHISTORY_TEST_POSTGRES_URL``). Tests stay independent by
+working in a tenant of their own (tenant isolation is the product's core guarantee, so this also
+exercises it).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from callhistory.config import Settings
 from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.pgserver import PostgresCluster
 
-BACKENDS = ["sqlite"]
+BACKENDS = os.environ.get("CALLHISTORY_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster | None]:
+    if "postgresql" not in BACKENDS or os.environ.get("CALLHISTORY_TEST_POSTGRES_URL"):
+        yield None
+        return
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    path: Path = tmp_path_factory.mktemp(request.param) / "callhistory.db"
-    return f"sqlite:///{path}"
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: PostgresCluster | None,
+) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'callhistory.db'}"
+    if postgres is None:
+        return os.environ["CALLHISTORY_TEST_POSTGRES_URL"]
+    return postgres.create_database("callhistory")
 
 
 @pytest.fixture(scope="session")
