@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from callhistory import openapi
 from callhistory.accesslog import AccessLog, configure_logging
+from callhistory.calllogs import service as calllogs
 from callhistory.calllogs.handlers import methods as calllog_methods
 from callhistory.config import Settings
 from callhistory.db.engine import create_engine, transaction
@@ -35,6 +36,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
             await upgrade(engine)
+        async with transaction(engine, write=True) as conn:
+            await calllogs.prepare_partitions(conn)
         async with transaction(engine, write=False) as conn:
             secret = await keys.cursor_secret(conn)
         app.state.dispatcher = Dispatcher(

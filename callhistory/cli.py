@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from callhistory.calllogs import service as calllogs
 from callhistory.config import DEFAULT_DATABASE_URL, Settings
 from callhistory.db.engine import create_engine, transaction
 from callhistory.db.migrate import upgrade
@@ -58,6 +59,8 @@ def _run(database: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         engine = create_engine(_settings(database))
         try:
             await upgrade(engine)
+            async with transaction(engine, write=True) as conn:
+                await calllogs.prepare_partitions(conn)
             return await work(engine)
         finally:
             await engine.dispose()
@@ -214,6 +217,35 @@ def demo(
     console.print(f"demo tenant [bold]{result.tenant.id}[/bold] with {result.calls} calls")
     for made in result.keys:
         console.print(f"  {made.scope.value:>6} key: {made.key}")
+
+
+retention_app = typer.Typer(help="Remove old calls.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+def _days(text: str) -> int:
+    if not (text.endswith("d") and text[:-1].isdigit() and int(text[:-1]) > 0):
+        raise typer.BadParameter("give a number of days such as 400d")
+    return int(text[:-1])
+
+
+@retention_app.command("apply")
+def retention_apply(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age of the calls to remove, in days: 400d.")
+    ],
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Remove every tenant's calls that started longer ago than --older-than."""
+    days = _days(older_than)
+    removed = _in_transaction(
+        database, lambda conn: calllogs.apply_retention(conn, older_than_days=days)
+    )
+    if as_json:
+        typer.echo(msgspec.json.encode({"removed": removed}).decode())
+    else:
+        console.print(f"removed {removed} calls that started more than {days} days ago")
 
 
 def main() -> None:

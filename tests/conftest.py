@@ -14,10 +14,18 @@ from collections.abc import Iterator
 import pytest
 
 from callhistory.config import Settings
+from tests import scope_check
 from tests.harness import Api, ServerThread, Tenant, new_tenant
 from tests.pgserver import PostgresCluster
 
 BACKENDS = os.environ.get("CALLHISTORY_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scoped_queries_only() -> Iterator[None]:
+    scope_check.install()
+    yield
+    assert not scope_check.violations, scope_check.violations
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from callhistory.calllogs.schemas import CallLog, ListCallLogsRequest, ListCallL
 from callhistory.db.tables import AnyRow
 from callhistory.keys.schemas import Principal
 from callhistory.paging import CursorCodec, Key, paginate
-from callhistory.times import format_micros
+from callhistory.times import format_micros, now_micros
 
 SORTS = tuple(f"{sign}{name}" for name in repository.SORT_COLUMNS for sign in ("", "-"))
 _query_encoder = msgspec.json.Encoder()
@@ -82,3 +82,18 @@ async def list_call_logs(
     return ListCallLogsResponse(
         call_logs=[to_call_log(row) for row in result.rows], paging=result.paging
     )
+
+
+_MONTH = 31 * 86_400_000_000
+
+
+async def prepare_partitions(conn: AsyncConnection) -> None:
+    """Create this month's and the next two months' partitions ahead of time (PostgreSQL)."""
+    now = now_micros()
+    await repository.ensure_partitions(conn, started=[now + i * _MONTH for i in range(3)])
+
+
+async def apply_retention(conn: AsyncConnection, *, older_than_days: int) -> int:
+    """Remove every tenant's calls that started more than ``older_than_days`` ago."""
+    cutoff = now_micros() - older_than_days * 86_400_000_000
+    return await repository.delete_older_than(conn, cutoff=cutoff)

@@ -124,11 +124,15 @@ extensions = sa.Table(
     sa.Index(None, "tenant_id", "user_id"),
 )
 
+# On PostgreSQL call logs are range-partitioned by month of started_at (see
+# calllogs.repository.ensure_partitions), so the primary key holds started_at, and it doubles as
+# the index of the default sort. PostgreSQL cannot enforce (tenant_id, source_id) uniqueness
+# across partitions: ingest takes a per-tenant lock instead (calllogs.repository.lock_for_ingest).
 call_logs = sa.Table(
     "call_logs",
     metadata,
-    sa.Column("tenant_id", sa.BigInteger, primary_key=True),
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False, autoincrement=False),
     sa.Column("source_id", sa.String(255), nullable=False),
     sa.Column("caller", sa.String(64), nullable=False),
     sa.Column("callee", sa.String(64), nullable=False),
@@ -152,7 +156,14 @@ call_logs = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
-    sa.UniqueConstraint("tenant_id", "source_id"),
+    sa.PrimaryKeyConstraint("tenant_id", "started_at", "id"),
+    postgresql_partition_by="RANGE (started_at)",
+)
+sa.Index("uq_call_logs_source", call_logs.c.tenant_id, call_logs.c.source_id, unique=True).ddl_if(
+    dialect="sqlite"
+)
+sa.Index("ix_call_logs_source", call_logs.c.tenant_id, call_logs.c.source_id).ddl_if(
+    dialect="postgresql"
 )
 
 _NOT_NULL = {
@@ -163,8 +174,8 @@ _NOT_NULL = {
     "external_session_id": call_logs.c.external_session_id.isnot(None),
 }
 
-# One index per sort key, and one per filter followed by the default sort key.
-for _sort in ("started_at", "created_at", "updated_at", "duration"):
+# One index per other sort key, and one per filter followed by the default sort key.
+for _sort in ("created_at", "updated_at", "duration"):
     sa.Index(f"ix_call_logs_{_sort}", call_logs.c.tenant_id, call_logs.c[_sort], call_logs.c.id)
 for _col in ("direction", "call_state", "caller_norm", "callee_norm", *_NOT_NULL):
     _where = _NOT_NULL.get(_col)

@@ -26,6 +26,8 @@ from callhistory.times import format_micros, now_micros, parse_request_time
 _encoder = msgspec.json.Encoder()
 _INBOUND = ("in", "ext_in")
 _OUTBOUND = ("out", "ext", "ext_out")
+_DAY = 86_400_000_000
+EARLIEST_CALL = 946_684_800_000_000  # 2000-01-01T00:00:00Z: older "calls" are clock errors
 _REFERENCES = (("extension_id", extensions), ("user_id", users), ("hotline_id", hotlines))
 
 
@@ -70,6 +72,8 @@ def _targets(targets: list[CallTarget], field: str, tz: str) -> tuple[list[CallT
 def _row(item: IngestCallLog, field: str, tz: str) -> dict[str, Any]:
     """The stored columns of one item, with call_state, call_status and duration derived."""
     started = parse_request_time(item.started_at, f"{field}.started_at", tz)
+    if not EARLIEST_CALL <= started <= now_micros() + _DAY:
+        raise InvalidArgument(f"{field}.started_at", "must be between 2000-01-01 and tomorrow")
     ended = _time(item.ended_at, f"{field}.ended_at", tz)
     if ended is not None and ended < started:
         raise InvalidArgument(f"{field}.ended_at", "must not be before started_at")
@@ -183,8 +187,11 @@ async def ingest(
             outcome[source_id] = IngestedCallLog(id=str(new_id), source_id=source_id, created=True)
             continue
         if any(old._mapping[name] != value for name, value in row.items()):
-            updates.append({**row, "id": old.id, "updated_at": now})
+            updates.append(
+                {**row, "id": old.id, "updated_at": now, "previous_started_at": old.started_at}
+            )
         outcome[source_id] = IngestedCallLog(id=str(old.id), source_id=source_id, created=False)
+    await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
     await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await calllogs.update_many(conn, tenant_id=tenant_id, rows=updates)
     return [outcome[row["source_id"]] for row in rows]

@@ -19,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
     op.create_table(
         "call_logs",
         sa.Column("tenant_id", sa.BigInteger(), nullable=False),
@@ -45,86 +46,32 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_call_logs")),
-        sa.UniqueConstraint(
-            "tenant_id", "source_id", name=op.f("uq_call_logs_tenant_id_source_id")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "started_at", "id", name=op.f("pk_call_logs")),
+        postgresql_partition_by="RANGE (started_at)",
     )
-    with op.batch_alter_table("call_logs", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_call_logs_call_state_started_at",
-            ["tenant_id", "call_state", "started_at", "id"],
-            unique=False,
-            sqlite_where=None,
-            postgresql_where=None,
+    # Unique on SQLite; PostgreSQL cannot enforce it across partitions (ingest locks per tenant).
+    op.create_index(
+        "ix_call_logs_source" if postgres else "uq_call_logs_source",
+        "call_logs",
+        ["tenant_id", "source_id"],
+        unique=not postgres,
+    )
+    for sort in ("created_at", "updated_at", "duration"):
+        op.create_index(f"ix_call_logs_{sort}", "call_logs", ["tenant_id", sort, "id"])
+    for column in ("direction", "call_state", "caller_norm", "callee_norm"):
+        op.create_index(
+            f"ix_call_logs_{column}_started_at",
+            "call_logs",
+            ["tenant_id", column, "started_at", "id"],
         )
-        batch_op.create_index(
-            "ix_call_logs_callee_norm_started_at",
-            ["tenant_id", "callee_norm", "started_at", "id"],
-            unique=False,
-            sqlite_where=None,
-            postgresql_where=None,
-        )
-        batch_op.create_index(
-            "ix_call_logs_caller_norm_started_at",
-            ["tenant_id", "caller_norm", "started_at", "id"],
-            unique=False,
-            sqlite_where=None,
-            postgresql_where=None,
-        )
-        batch_op.create_index(
-            "ix_call_logs_created_at", ["tenant_id", "created_at", "id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_call_logs_direction_started_at",
-            ["tenant_id", "direction", "started_at", "id"],
-            unique=False,
-            sqlite_where=None,
-            postgresql_where=None,
-        )
-        batch_op.create_index(
-            "ix_call_logs_duration", ["tenant_id", "duration", "id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_call_logs_extension_id_started_at",
-            ["tenant_id", "extension_id", "started_at", "id"],
-            unique=False,
-            sqlite_where=sa.text("extension_id IS NOT NULL"),
-            postgresql_where=sa.text("extension_id IS NOT NULL"),
-        )
-        batch_op.create_index(
-            "ix_call_logs_external_id_started_at",
-            ["tenant_id", "external_id", "started_at", "id"],
-            unique=False,
-            sqlite_where=sa.text("external_id IS NOT NULL"),
-            postgresql_where=sa.text("external_id IS NOT NULL"),
-        )
-        batch_op.create_index(
-            "ix_call_logs_external_session_id_started_at",
-            ["tenant_id", "external_session_id", "started_at", "id"],
-            unique=False,
-            sqlite_where=sa.text("external_session_id IS NOT NULL"),
-            postgresql_where=sa.text("external_session_id IS NOT NULL"),
-        )
-        batch_op.create_index(
-            "ix_call_logs_hotline_id_started_at",
-            ["tenant_id", "hotline_id", "started_at", "id"],
-            unique=False,
-            sqlite_where=sa.text("hotline_id IS NOT NULL"),
-            postgresql_where=sa.text("hotline_id IS NOT NULL"),
-        )
-        batch_op.create_index(
-            "ix_call_logs_started_at", ["tenant_id", "started_at", "id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_call_logs_updated_at", ["tenant_id", "updated_at", "id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_call_logs_user_id_started_at",
-            ["tenant_id", "user_id", "started_at", "id"],
-            unique=False,
-            sqlite_where=sa.text("user_id IS NOT NULL"),
-            postgresql_where=sa.text("user_id IS NOT NULL"),
+    for column in ("extension_id", "hotline_id", "user_id", "external_id", "external_session_id"):
+        where = sa.text(f"{column} IS NOT NULL")
+        op.create_index(
+            f"ix_call_logs_{column}_started_at",
+            "call_logs",
+            ["tenant_id", column, "started_at", "id"],
+            sqlite_where=where,
+            postgresql_where=where,
         )
 
     op.create_table(
@@ -317,47 +264,4 @@ def downgrade() -> None:
     op.drop_table("api_keys")
     op.drop_table("tenants")
     op.drop_table("service_state")
-    with op.batch_alter_table("call_logs", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_call_logs_user_id_started_at",
-            sqlite_where=sa.text("user_id IS NOT NULL"),
-            postgresql_where=sa.text("user_id IS NOT NULL"),
-        )
-        batch_op.drop_index("ix_call_logs_updated_at")
-        batch_op.drop_index("ix_call_logs_started_at")
-        batch_op.drop_index(
-            "ix_call_logs_hotline_id_started_at",
-            sqlite_where=sa.text("hotline_id IS NOT NULL"),
-            postgresql_where=sa.text("hotline_id IS NOT NULL"),
-        )
-        batch_op.drop_index(
-            "ix_call_logs_external_session_id_started_at",
-            sqlite_where=sa.text("external_session_id IS NOT NULL"),
-            postgresql_where=sa.text("external_session_id IS NOT NULL"),
-        )
-        batch_op.drop_index(
-            "ix_call_logs_external_id_started_at",
-            sqlite_where=sa.text("external_id IS NOT NULL"),
-            postgresql_where=sa.text("external_id IS NOT NULL"),
-        )
-        batch_op.drop_index(
-            "ix_call_logs_extension_id_started_at",
-            sqlite_where=sa.text("extension_id IS NOT NULL"),
-            postgresql_where=sa.text("extension_id IS NOT NULL"),
-        )
-        batch_op.drop_index("ix_call_logs_duration")
-        batch_op.drop_index(
-            "ix_call_logs_direction_started_at", sqlite_where=None, postgresql_where=None
-        )
-        batch_op.drop_index("ix_call_logs_created_at")
-        batch_op.drop_index(
-            "ix_call_logs_caller_norm_started_at", sqlite_where=None, postgresql_where=None
-        )
-        batch_op.drop_index(
-            "ix_call_logs_callee_norm_started_at", sqlite_where=None, postgresql_where=None
-        )
-        batch_op.drop_index(
-            "ix_call_logs_call_state_started_at", sqlite_where=None, postgresql_where=None
-        )
-
     op.drop_table("call_logs")
