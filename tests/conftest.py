@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,19 @@ def api(server: ServerThread) -> Iterator[Api]:
 @pytest.fixture
 def tenant(database_url: str, server: ServerThread) -> Tenant:
     return new_tenant(database_url)
+
+
+@pytest.fixture
+def fresh_database_url(
+    database_url: str,
+    tmp_path: Path,
+    postgres: PostgresCluster | None,
+    request: pytest.FixtureRequest,
+) -> str:
+    """An empty database of the same backend, for tests that change every tenant's data."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    if postgres is None:
+        pytest.skip("needs the throwaway cluster to create a database")
+    name = "fresh_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:50].lower()
+    return postgres.create_database(name)

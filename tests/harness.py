@@ -101,6 +101,9 @@ class Api:
     def __init__(self, base_url: str) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=60)
 
+    def close(self) -> None:
+        self.http.close()
+
     def call(
         self, method: str, body: Any, key: str, *, prefix: str = "shop", service: str = "Etelecom"
     ) -> httpx.Response:

@@ -65,7 +65,6 @@ _PARTITION_LOCK = 0x63616C6C  # advisory lock serialising partition creation acr
 # refuses any other statement on tenant data that does not filter by tenant_id.
 ALL_TENANTS = {"callhistory_all_tenants": True}
 _PARTITION = re.compile(r"call_logs_p\d{6}")
-_known_partitions: set[tuple[int, int]] = set()  # months this process has seen partitioned
 
 
 def _conditions(tenant_id: int, q: CallLogQuery) -> list[Condition]:
@@ -274,14 +273,12 @@ async def ensure_partitions(conn: AsyncConnection, *, started: Iterable[int]) ->
     """
     if conn.dialect.name != "postgresql":
         return
-    wanted = {_month(micros) for micros in started}
-    missing = wanted - _known_partitions
-    if not missing:
+    wanted = {_partition_name(*_month(micros)): _month(micros) for micros in started}
+    if not wanted.keys() - await _partitions(conn):
         return
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PARTITION_LOCK)))
-    existing = await _partitions(conn)
-    for year, month in sorted(missing):
-        name = _partition_name(year, month)
+    existing = await _partitions(conn)  # again, now that no other process is creating any
+    for name, (year, month) in sorted(wanted.items()):
         if name not in existing:
             lower = _month_start(year, month)
             upper = _month_start(*_next_month(year, month))
@@ -296,7 +293,6 @@ async def ensure_partitions(conn: AsyncConnection, *, started: Iterable[int]) ->
                     f"FOR VALUES FROM ({lower}) TO ({upper})"
                 )
             )
-    _known_partitions.update(missing)
 
 
 async def delete_older_than(conn: AsyncConnection, *, cutoff: int) -> int:
@@ -317,7 +313,6 @@ async def delete_older_than(conn: AsyncConnection, *, cutoff: int) -> int:
                 removed += int(count.scalar_one())
                 await conn.execute(sa.text(f"ALTER TABLE call_logs DETACH PARTITION {name}"))
                 await conn.execute(sa.text(f"DROP TABLE {name}"))
-                _known_partitions.discard((year, month))
     result = await conn.execute(
         call_logs.delete().where(c.started_at < cutoff), execution_options=ALL_TENANTS
     )

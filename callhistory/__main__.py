@@ -1,0 +1,5 @@
+"""``python -m callhistory`` runs the CLI."""
+
+from callhistory.cli import main
+
+main()
