@@ -36,6 +36,9 @@ from callhistory.schemas import ErrorEnvelope
 
 logger = logging.getLogger("callhistory")
 _RETRYABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
+# PostgreSQL SQLSTATEs: connection errors, query cancelled (statement timeout), shutdown, too many
+# connections, serialization failure and deadlock, lock not available.
+_RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
 _PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A-Za-z]+)")
 _ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
@@ -104,10 +107,20 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Re
     return Response(body, status_code=error.status, media_type="application/json", headers=headers)
 
 
+def _retryable(exc: Exception) -> bool:
+    """A failure of the store that may pass: unreachable, timed out, locked, overloaded."""
+    if isinstance(exc, _RETRYABLE):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", "") or "")
+        return state.startswith(_RETRYABLE_STATES)
+    return False
+
+
 def unexpected(exc: Exception) -> ApiError:
     """``unavailable`` for a store that cannot answer (safe to retry), else ``internal``;
     neither carries a stack trace or SQL to the caller."""
-    if isinstance(exc, _RETRYABLE):
+    if _retryable(exc):
         logger.warning("store unavailable: %s", type(exc).__name__)
         return Unavailable("the store is unavailable, retry later")
     logger.exception("unhandled error")

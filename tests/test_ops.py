@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from callhistory.accesslog import JsonFormatter
 from callhistory.app import METHODS
 from callhistory.config import Settings
@@ -72,3 +74,49 @@ def test_access_log_is_json_with_request_id(database_url: str, tenant: Tenant) -
     assert by_id["req-123"]["tenant_id"] == tenant.id
     assert by_id["req-123"]["path"] == LIST
     assert by_id[generated]["level"] == "info"
+
+
+def test_statement_timeout_is_unavailable_and_retryable(database_url: str, tenant: Tenant) -> None:
+    """A query stuck behind a lock is cancelled by the statement timeout: 503, not 500."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL statement timeout")
+    import asyncio
+    import threading
+
+    import sqlalchemy as sa
+
+    from callhistory.db.engine import create_engine
+
+    locked = threading.Event()
+    release = threading.Event()
+
+    def hold_lock() -> None:
+        async def run() -> None:
+            engine = create_engine(Settings(database_url=database_url))
+            async with engine.begin() as conn:
+                await conn.execute(sa.text("LOCK TABLE call_logs IN ACCESS EXCLUSIVE MODE"))
+                locked.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+            await engine.dispose()
+
+        asyncio.run(run())
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(30)
+        settings = Settings(database_url=database_url, access_log=False, statement_timeout_ms=300)
+        with ServerThread(settings) as running, Api(running.base_url).http as http:
+            response = http.post(
+                LIST,
+                content=b"{}",
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {tenant.read}",
+                },
+            )
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "unavailable"
