@@ -21,6 +21,7 @@ from callhistory.config import Settings
 from callhistory.db.engine import create_engine, transaction
 from callhistory.db.migrate import upgrade
 from callhistory.directory.handlers import methods as directory_methods
+from callhistory.ingest.handlers import FreeSwitchEndpoint
 from callhistory.ingest.handlers import methods as ingest_methods
 from callhistory.keys import service as keys
 from callhistory.rpc import Dispatcher, error_response, unexpected
@@ -73,6 +74,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/v1/{target:path}", rpc, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route(
+            "/ingest/freeswitch",
+            FreeSwitchEndpoint(engine=engine, settings=settings).handle,
+            methods=["POST"],
+        ),
     ]
     return Starlette(
         routes=routes,

@@ -12,7 +12,14 @@ import msgspec
 import typer
 import uvicorn
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callhistory.calllogs import service as calllogs
@@ -20,10 +27,13 @@ from callhistory.config import DEFAULT_DATABASE_URL, Settings
 from callhistory.db.engine import create_engine, transaction
 from callhistory.db.migrate import upgrade
 from callhistory.demo import create_demo
-from callhistory.errors import ApiError
+from callhistory.errors import ApiError, InvalidArgument
 from callhistory.ids import parse_id
+from callhistory.ingest import files
+from callhistory.ingest.files import ImportReport
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Scope, TenantStatus
+from callhistory.times import valid_zone
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -246,6 +256,111 @@ def retention_apply(
         typer.echo(msgspec.json.encode({"removed": removed}).decode())
     else:
         console.print(f"removed {removed} calls that started more than {days} days ago")
+
+
+import_app = typer.Typer(help="Import CDR files into a tenant.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant's id.")]
+FileArgument = Annotated[
+    Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file to import.")
+]
+
+
+def _import(
+    path: Path,
+    tenant: str,
+    database: str,
+    as_json: bool,
+    run: Callable[[AsyncEngine, int, Callable[[int], None]], Awaitable[ImportReport]],
+) -> None:
+    tenant_id = _id_argument(tenant, "--tenant")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, disable=as_json) as bar:
+        task = bar.add_task(path.name, total=path.stat().st_size)
+        report = _run(
+            database, lambda engine: run(engine, tenant_id, lambda n: bar.advance(task, n))
+        )
+    for line, reason in report.rejected:
+        typer.echo(f"{path}:{line}: rejected: {reason}", err=True)
+    if as_json:
+        typer.echo(
+            msgspec.json.encode(
+                msgspec.structs.asdict(
+                    ImportSummary(
+                        imported=report.imported,
+                        updated=report.updated,
+                        rejected=len(report.rejected),
+                    )
+                )
+            ).decode()
+        )
+    else:
+        console.print(
+            f"imported {report.imported}, updated {report.updated}, rejected {len(report.rejected)}"
+        )
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+class ImportSummary(msgspec.Struct):
+    imported: int
+    updated: int
+    rejected: int
+
+
+@import_app.command("asterisk-csv")
+def import_asterisk_csv(
+    file: FileArgument,
+    tenant: TenantOption,
+    timezone: Annotated[
+        str,
+        typer.Option(help="Zone of the file's times; default the tenant's (UTC with usegmtime)."),
+    ] = "",
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Import an Asterisk cdr_csv Master.csv (or cdr_custom with the sample mapping)."""
+
+    async def run(
+        engine: AsyncEngine, tenant_id: int, progress: Callable[[int], None]
+    ) -> ImportReport:
+        async with transaction(engine, write=False) as conn:
+            zone_name = (
+                timezone or (await keys.tenant_principal(conn, tenant_id=tenant_id)).timezone
+            )
+        if not valid_zone(zone_name):
+            raise InvalidArgument("timezone", f"unknown time zone {zone_name!r}")
+        records = files.asterisk_records(file, tz=zone_name, progress=progress)
+        return await files.run_import(
+            engine, tenant_id=tenant_id, records=records, store=files.store_legs
+        )
+
+    _import(file, tenant, database, as_json, run)
+
+
+@import_app.command("jsonl")
+def import_jsonl(
+    file: FileArgument,
+    tenant: TenantOption,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Import JSON Lines, one IngestCallLogs item per line."""
+
+    async def run(
+        engine: AsyncEngine, tenant_id: int, progress: Callable[[int], None]
+    ) -> ImportReport:
+        records = files.jsonl_records(file, progress=progress)
+        return await files.run_import(
+            engine, tenant_id=tenant_id, records=records, store=files.store_items
+        )
+
+    _import(file, tenant, database, as_json, run)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
     access_log: bool = True
+    pbx_credentials: str = ""  # "user:password" a shared PBX may use for every tenant
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -166,7 +166,7 @@ class Dispatcher:
     async def __call__(self, request: Request) -> Response:
         try:
             method = self._route(request)
-            body = await self._read_body(request)
+            body = await read_body(request, self._max_body)
             key = _bearer(request)
             async with transaction(self._engine, write=method.write) as conn:
                 principal = await keys.authenticate(conn, key=key, needed=method.scope)
@@ -200,22 +200,21 @@ class Dispatcher:
             raise BadRoute("Content-Type must be application/json")
         return method
 
-    async def _read_body(self, request: Request) -> bytes:
-        """The body, refusing early (from Content-Length) or as soon as it grows too large."""
-        too_large = BodyTooLarge(
-            f"the body is larger than {self._max_body} bytes", limit=str(self._max_body)
-        )
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body:
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused early (from Content-Length) or as soon as it grows past ``limit``."""
+    too_large = BodyTooLarge(f"the body is larger than {limit} bytes", limit=str(limit))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
             raise too_large
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body:
-                raise too_large
-            chunks.append(chunk)
-        return b"".join(chunks)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _reject_nul(value: object, path: str) -> None:

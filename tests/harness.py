@@ -75,10 +75,14 @@ class Tenant:
     key_ids: dict[str, str]
 
 
-def new_tenant(database_url: str, *, name: str = "Test tenant", timezone: str = "") -> Tenant:
+def new_tenant(
+    database_url: str, *, name: str = "Test tenant", timezone: str = "", domain: str = ""
+) -> Tenant:
     args = ["tenant", "create", "--name", name, "--database", database_url]
     if timezone:
         args += ["--timezone", timezone]
+    if domain:
+        args += ["--domain", domain]
     tenant = cli_json(*args)
     keys = {
         scope: cli_json(

@@ -56,7 +56,14 @@ def test_every_key_and_index_of_tenant_data_starts_with_tenant_id(
         }
 
     schema = inspect(database_url, read)
-    assert set(schema) == {"call_logs", "hotlines", "departments", "users", "extensions"}
+    assert set(schema) == {
+        "call_logs",
+        "call_legs",
+        "hotlines",
+        "departments",
+        "users",
+        "extensions",
+    }
     for table, found in schema.items():
         assert found["pk"][0] == "tenant_id", (table, found["pk"])
         for columns in found["unique"]:

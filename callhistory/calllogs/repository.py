@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs.query import CallLogQuery
+from callhistory.db.engine import ALL_TENANTS
 from callhistory.db.tables import AnyRow, call_logs, users
 from callhistory.paging import Key
 
@@ -61,9 +62,6 @@ _COMPARE = {
 }
 Condition = sa.ColumnElement[bool]
 _PARTITION_LOCK = 0x63616C6C  # advisory lock serialising partition creation across processes
-# Marks the few statements that deliberately span tenants (retention); the tests' scope checker
-# refuses any other statement on tenant data that does not filter by tenant_id.
-ALL_TENANTS = {"callhistory_all_tenants": True}
 _PARTITION = re.compile(r"call_logs_p\d{6}")
 
 

@@ -9,6 +9,7 @@ from callhistory.calllogs import repository
 from callhistory.calllogs.query import parse_request
 from callhistory.calllogs.schemas import CallLog, ListCallLogsRequest, ListCallLogsResponse
 from callhistory.db.tables import AnyRow
+from callhistory.ingest import repository as legs
 from callhistory.keys.schemas import Principal
 from callhistory.paging import CursorCodec, Key, paginate
 from callhistory.times import format_micros, now_micros
@@ -94,6 +95,8 @@ async def prepare_partitions(conn: AsyncConnection) -> None:
 
 
 async def apply_retention(conn: AsyncConnection, *, older_than_days: int) -> int:
-    """Remove every tenant's calls that started more than ``older_than_days`` ago."""
+    """Remove every tenant's calls (and their PBX legs) that started more than
+    ``older_than_days`` ago; returns how many calls."""
     cutoff = now_micros() - older_than_days * 86_400_000_000
+    await legs.delete_legs_older_than(conn, cutoff=cutoff)
     return await repository.delete_older_than(conn, cutoff=cutoff)

@@ -12,6 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from callhistory.config import Settings
 
+# Marks the few statements that deliberately span tenants (retention, finding a shared PBX's
+# tenant); the tests' scope checker refuses any other statement on tenant data without a
+# tenant_id filter.
+ALL_TENANTS = {"callhistory_all_tenants": True}
+
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "sqlite+aiosqlite": "sqlite+aiosqlite",

@@ -191,3 +191,17 @@ for _col in ("direction", "call_state", "caller_norm", "callee_norm", *_NOT_NULL
 
 # A result row of any shape (SQLAlchemy 2.1 types rows by their column types).
 AnyRow: TypeAlias = sa.Row[*tuple[Any, ...]]
+
+# The legs of calls as PBXs report them (one FreeSWITCH CDR per channel, one Asterisk row per
+# A→B pairing). A call log is rebuilt from all legs of its call whenever one arrives, so legs may
+# come in any order, in any batch, any number of times.
+call_legs = sa.Table(
+    "call_legs",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("call_source_id", sa.String(255), nullable=False),
+    sa.Column("leg_id", sa.String(255), nullable=False),
+    sa.Column("started_at", Micros, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "call_source_id", "leg_id"),
+)

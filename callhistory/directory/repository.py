@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from callhistory.db.engine import ALL_TENANTS
 from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
 from callhistory.paging import Key
 
@@ -139,3 +140,12 @@ TABLES = {
     "users": users,
     "extensions": extensions,
 }
+
+
+async def tenants_with_hotline(conn: AsyncConnection, *, number: str) -> list[int]:
+    """Tenant discovery for a shared PBX: which tenants own this (normalised) hotline number."""
+    result = await conn.execute(
+        sa.select(hotlines.c.tenant_id).where(hotlines.c.hotline_norm == number).distinct(),
+        execution_options=ALL_TENANTS,
+    )
+    return list(result.scalars())

@@ -1,12 +1,26 @@
-"""RPC handler of IngestCallLogs (service ``Etelecom`` under the ``pbx`` prefix)."""
+"""Ingest handlers: the IngestCallLogs RPC method, and the FreeSWITCH mod_json_cdr endpoint."""
 
 from __future__ import annotations
 
-from callhistory.ingest import service
-from callhistory.ingest.schemas import IngestCallLogsRequest, IngestCallLogsResponse
-from callhistory.keys.schemas import Scope
-from callhistory.rpc import Context, MethodSet
+import base64
+import binascii
+import hmac
 
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callhistory.config import Settings
+from callhistory.db.engine import transaction
+from callhistory.errors import ApiError, Malformed, Unauthenticated
+from callhistory.ingest import freeswitch, service
+from callhistory.ingest.schemas import IngestCallLogsRequest, IngestCallLogsResponse
+from callhistory.keys import service as keys
+from callhistory.keys.schemas import Scope
+from callhistory.rpc import Context, MethodSet, error_response, read_body, unexpected
+
+_encoder = msgspec.json.Encoder()
 methods = MethodSet(service="Etelecom", prefixes=("pbx",))
 
 
@@ -15,3 +29,54 @@ async def IngestCallLogs(ctx: Context, request: IngestCallLogsRequest) -> Ingest
     """Store up to 1000 call logs atomically; idempotent on source_id."""
     stored = await service.ingest(ctx.conn, principal=ctx.principal, items=request.call_logs)
     return IngestCallLogsResponse(call_logs=stored)
+
+
+class FreeSwitchEndpoint:
+    """``POST /ingest/freeswitch``: point ``mod_json_cdr``'s ``url`` here, with ``cred`` set to
+    ``<anything>:<ingest key>`` (or the operator's shared ``CALLHISTORY_PBX_CREDENTIALS``).
+    Accepts the raw JSON body and the ``cdr=`` forms; 200 only after the commit."""
+
+    def __init__(self, *, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            user, password = _basic_credentials(request)
+            body = await read_body(request, self._settings.max_body_bytes)
+            try:
+                cdr = freeswitch.parse(
+                    freeswitch.decode_body(body, request.headers.get("content-type", ""))
+                )
+            except freeswitch.CdrError as error:
+                raise Malformed(str(error)) from None
+            shared = self._settings.pbx_credentials
+            operator = bool(shared) and hmac.compare_digest(
+                f"{user}:{password}".encode(), shared.encode()
+            )
+            async with transaction(self._engine, write=True) as conn:
+                key_principal = None
+                if not operator:
+                    key_principal = await keys.authenticate(conn, key=password, needed=Scope.INGEST)
+                principal = await service.pbx_principal(
+                    conn, key_principal=key_principal, domain=cdr.domain, dialed=cdr.dialed
+                )
+                stored = await service.ingest_legs(conn, principal=principal, legs=[cdr.leg])
+            request.state.tenant_id = principal.tenant_id
+        except ApiError as error:
+            return error_response(error)
+        except Exception as exc:
+            return error_response(unexpected(exc))
+        return Response(_encoder.encode(stored[0]), media_type="application/json")
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    user, sep, password = decoded.partition(":")
+    if scheme.lower() != "basic" or not sep:
+        raise Unauthenticated("send HTTP Basic credentials (mod_json_cdr's cred param)")
+    return user, password

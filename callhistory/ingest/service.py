@@ -18,8 +18,11 @@ from callhistory.calllogs.numbers import normalize
 from callhistory.calllogs.schemas import CallTarget
 from callhistory.db.tables import extensions, hotlines, users
 from callhistory.directory import repository as directory
-from callhistory.errors import InvalidArgument
+from callhistory.errors import InvalidArgument, PermissionDenied
+from callhistory.ingest import repository
+from callhistory.ingest.legs import Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
+from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal
 from callhistory.times import format_micros, now_micros, parse_request_time
 
@@ -132,7 +135,11 @@ async def _check_references(
         found = await directory.existing_ids(conn, table=table, tenant_id=tenant_id, ids=wanted)
         for i, row in enumerate(rows):
             if row[column] is not None and row[column] not in found:
-                raise InvalidArgument(f"{field}[{i}].{column}", "no such record in this tenant")
+                raise InvalidArgument(
+                    f"{field}[{i}].{column}",
+                    "no such record in this tenant",
+                    source_id=row["source_id"],
+                )
 
 
 async def _attribute(conn: AsyncConnection, *, tenant_id: int, rows: list[dict[str, Any]]) -> None:
@@ -169,7 +176,13 @@ async def ingest(
     field: str = "call_logs",
 ) -> list[IngestedCallLog]:
     tenant_id = principal.tenant_id
-    rows = [_row(item, f"{field}[{i}]", principal.timezone) for i, item in enumerate(items)]
+    rows = []
+    for i, item in enumerate(items):
+        try:
+            rows.append(_row(item, f"{field}[{i}]", principal.timezone))
+        except InvalidArgument as error:
+            error.meta["source_id"] = item.source_id
+            raise
     await _check_references(conn, tenant_id=tenant_id, rows=rows, field=field)
     await _attribute(conn, tenant_id=tenant_id, rows=rows)
     await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
@@ -195,3 +208,54 @@ async def ingest(
     await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await calllogs.update_many(conn, tenant_id=tenant_id, rows=updates)
     return [outcome[row["source_id"]] for row in rows]
+
+
+_leg_decoder = msgspec.json.Decoder(Leg)
+
+
+async def ingest_legs(
+    conn: AsyncConnection, *, principal: Principal, legs: list[Leg]
+) -> list[IngestedCallLog]:
+    """Store PBX legs, then rebuild the call log of every call they belong to."""
+    unique = {(leg.call_id, leg.leg_id): leg for leg in legs}
+    await repository.upsert_legs(
+        conn,
+        tenant_id=principal.tenant_id,
+        legs=[
+            {
+                "call_source_id": leg.call_id,
+                "leg_id": leg.leg_id,
+                "started_at": leg.start,
+                "data": _encoder.encode(leg).decode(),
+            }
+            for leg in unique.values()
+        ],
+    )
+    call_ids = list(dict.fromkeys(leg.call_id for leg in legs))
+    stored = await repository.legs_of(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
+    items = [
+        assemble(call_id, [_leg_decoder.decode(data) for data in stored[call_id]])
+        for call_id in call_ids
+    ]
+    return await ingest(conn, principal=principal, items=items)
+
+
+async def pbx_principal(
+    conn: AsyncConnection, *, key_principal: Principal | None, domain: str, dialed: str
+) -> Principal:
+    """The tenant a PBX's CDR belongs to: named by its SIP domain, else by the hotline it came
+    in on. With a tenant's key, a CDR naming another tenant is refused; with the operator's
+    shared credentials (``key_principal`` None), the CDR must name exactly one tenant."""
+    named = await keys.tenant_of_domain(conn, domain=domain)
+    if named is None and dialed:
+        owners = await directory.tenants_with_hotline(conn, number=normalize(dialed))
+        named = owners[0] if len(owners) == 1 else None
+    if key_principal is not None:
+        if named is not None and named != key_principal.tenant_id:
+            raise PermissionDenied("this CDR's domain or hotline belongs to another tenant")
+        return key_principal
+    if named is None:
+        raise InvalidArgument(
+            "variables.domain_name", f"no tenant has domain {domain!r} or hotline {dialed!r}"
+        )
+    return await keys.tenant_principal(conn, tenant_id=named)

@@ -90,3 +90,8 @@ async def get_state(conn: AsyncConnection, *, name: str) -> str | None:
     )
     value = result.scalar_one_or_none()
     return None if value is None else str(value)
+
+
+async def find_tenant_by_domain(conn: AsyncConnection, *, domain: str) -> AnyRow | None:
+    result = await conn.execute(sa.select(tenants).where(tenants.c.domain == domain.lower()))
+    return result.first()

@@ -129,3 +129,24 @@ async def cursor_secret(conn: AsyncConnection) -> bytes:
     if value is None:
         raise RuntimeError("the database has no cursor secret: run `callhistory migrate`")
     return bytes.fromhex(value)
+
+
+async def tenant_principal(conn: AsyncConnection, *, tenant_id: int) -> Principal:
+    """Acting for a tenant on the operator's behalf (a shared PBX's credentials)."""
+    row = await repository.get_tenant(conn, tenant_id=tenant_id)
+    if row is None:
+        raise NotFound(f"tenant {tenant_id} does not exist")
+    if row.status != TenantStatus.ACTIVE:
+        raise PermissionDenied("this tenant is suspended")
+    return Principal(
+        key_id=0,
+        tenant_id=row.id,
+        tenant_domain=row.domain or "",
+        timezone=row.timezone,
+        scope=Scope.INGEST,
+    )
+
+
+async def tenant_of_domain(conn: AsyncConnection, *, domain: str) -> int | None:
+    row = await repository.find_tenant_by_domain(conn, domain=domain) if domain else None
+    return None if row is None else int(row.id)

@@ -1,0 +1,165 @@
+"""Importing CDR files: stream records, store them in batches (one transaction each), report.
+
+A bad record is reported with its line number and reason and does not stop the import; a batch
+holding a call the ingest service refuses is retried without that call. Every batch is
+idempotent, so an import killed midway and run again ends with every call stored once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from callhistory.db.engine import transaction
+from callhistory.errors import InvalidArgument
+from callhistory.ingest import asterisk_csv, jsonl, service
+from callhistory.ingest.legs import Leg
+from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
+from callhistory.keys import service as keys
+from callhistory.keys.schemas import Principal
+
+BATCH = 500
+T = TypeVar("T")
+
+
+@dataclass
+class Record(Generic[T]):
+    line: int
+    source_id: str
+    payload: T
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    updated: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+Store = Callable[[AsyncConnection, Principal, list[T]], Awaitable[list[IngestedCallLog]]]
+Progress = Callable[[int], None]
+
+
+class _Counting(io.RawIOBase):
+    """A binary file that tells how many bytes were read (for the progress bar)."""
+
+    def __init__(self, raw: IO[bytes], progress: Progress) -> None:
+        self._raw = raw
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        self._progress(n or 0)
+        return int(n or 0)
+
+
+def _batches(
+    records: Iterable[Record[T] | tuple[int, str]], report: ImportReport
+) -> Iterator[list[Record[T]]]:
+    batch: list[Record[T]] = []
+    for record in records:
+        if isinstance(record, tuple):
+            report.rejected.append(record)
+            continue
+        batch.append(record)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def run_import(
+    engine: AsyncEngine,
+    *,
+    tenant_id: int,
+    records: Iterable[Record[T] | tuple[int, str]],
+    store: Store[T],
+) -> ImportReport:
+    report = ImportReport()
+    for batch in _batches(records, report):
+        while batch:
+            try:
+                async with transaction(engine, write=True) as conn:
+                    principal = await keys.tenant_principal(conn, tenant_id=tenant_id)
+                    stored = await store(conn, principal, [r.payload for r in batch])
+            except InvalidArgument as error:
+                bad = error.meta.get("source_id")
+                if bad is None:
+                    raise
+                report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
+                batch = [r for r in batch if r.source_id != bad]
+                continue
+            outcomes = {ack.source_id: ack.created for ack in stored}
+            report.imported += sum(outcomes.values())
+            report.updated += len(outcomes) - sum(outcomes.values())
+            break
+    report.rejected.sort()
+    return report
+
+
+def asterisk_records(
+    path: Path, *, tz: str, progress: Progress
+) -> Iterator[Record[list[Leg]] | tuple[int, str]]:
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(
+            io.BufferedReader(_Counting(raw, progress)),
+            encoding="utf-8",
+            errors="replace",
+            newline="",
+        )
+        reader = csv.reader(text)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                yield (reader.line_num, f"not CSV: {error}")
+                continue
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            try:
+                legs = asterisk_csv.parse_row(row, line=reader.line_num, tz=tz)
+            except asterisk_csv.RowError as error:
+                yield (reader.line_num, str(error))
+                continue
+            yield Record(line=reader.line_num, source_id=legs[0].call_id, payload=legs)
+
+
+def jsonl_records(
+    path: Path, *, progress: Progress
+) -> Iterator[Record[IngestCallLog] | tuple[int, str]]:
+    with path.open("rb") as raw:
+        for number, line in enumerate(io.BufferedReader(_Counting(raw, progress)), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = jsonl.parse_line(line)
+            except jsonl.LineError as error:
+                yield (number, str(error))
+                continue
+            yield Record(line=number, source_id=item.source_id, payload=item)
+
+
+async def store_legs(
+    conn: AsyncConnection, principal: Principal, payloads: list[list[Leg]]
+) -> list[IngestedCallLog]:
+    return await service.ingest_legs(
+        conn, principal=principal, legs=[leg for legs in payloads for leg in legs]
+    )
+
+
+async def store_items(
+    conn: AsyncConnection, principal: Principal, payloads: list[IngestCallLog]
+) -> list[IngestedCallLog]:
+    return await service.ingest(conn, principal=principal, items=payloads)

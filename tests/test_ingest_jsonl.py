@@ -1,0 +1,58 @@
+"""`callhistory import jsonl`: the IngestCallLogs item shape, one per line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from typer.testing import CliRunner
+
+from callhistory.cli import app
+from tests.harness import Api, Tenant
+
+
+def item(source_id: str, **fields: object) -> bytes:
+    body = {
+        "source_id": source_id,
+        "started_at": "2025-05-01T09:00:00+07:00",
+        "caller": "0912345678",
+        **fields,
+    }
+    return msgspec.json.encode(body)
+
+
+def test_jsonl_import_reports_bad_lines_and_keeps_the_rest(
+    api: Api, tenant: Tenant, database_url: str, tmp_path: Path
+) -> None:
+    lines = [
+        item("j1", note="j1"),
+        b"{not json",
+        item("j2", direction="out", note="j2"),
+        b"",
+        item("j3", started_at="1999-01-01T00:00:00Z"),  # refused by the service, not the parser
+        item("j4", extension_id="12345"),  # not an extension of this tenant
+        item("j5", duration=30, call_state="answered", note="j5"),
+        item("j1", note="second version of j1"),
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = CliRunner().invoke(
+        app, ["import", "jsonl", str(path), "--tenant", tenant.id, "--database", database_url]
+    )
+    assert result.exit_code == 1
+    assert "calls.jsonl:2: rejected: JSON is malformed" in result.output
+    assert "calls.jsonl:5: rejected: call_logs[" in result.output and "started_at" in result.output
+    assert "calls.jsonl:6: rejected:" in result.output and "extension_id" in result.output
+    assert "imported 3, updated 0, rejected 3" in result.output
+    rows = {r["note"]: r for p in api.walk(tenant.read, {}) for r in p}
+    assert set(rows) == {"second version of j1", "j2", "j5"}
+    assert (rows["j5"]["duration"], rows["j5"]["call_state"]) == (30, "answered")
+    again = CliRunner().invoke(
+        app,
+        ["import", "jsonl", str(path), "--tenant", tenant.id, "--database", database_url, "--json"],
+    )
+    assert msgspec.json.decode(again.stdout.strip().splitlines()[-1]) == {
+        "imported": 0,
+        "updated": 3,
+        "rejected": 3,
+    }
