@@ -18,7 +18,7 @@ from callhistory.accesslog import AccessLog, configure_logging
 from callhistory.calllogs import service as calllogs
 from callhistory.calllogs.handlers import methods as calllog_methods
 from callhistory.config import Settings
-from callhistory.db.engine import create_engine, transaction
+from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import upgrade
 from callhistory.directory.handlers import methods as directory_methods
 from callhistory.ingest.handlers import FreeSwitchEndpoint
@@ -30,25 +30,25 @@ METHODS = [*calllog_methods.methods, *directory_methods.methods, *ingest_methods
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
-    engine = create_engine(settings)
+    db = open_database(settings)
     document = msgspec.json.encode(openapi.build(METHODS))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
-            await upgrade(engine)
-        async with transaction(engine, write=True) as conn:
+            await upgrade(db.writer)
+        async with transaction(db, write=True) as conn:
             await calllogs.prepare_partitions(conn)
-        async with transaction(engine, write=False) as conn:
+        async with transaction(db, write=False) as conn:
             secret = await keys.cursor_secret(conn)
         app.state.dispatcher = Dispatcher(
-            engine=engine,
+            db=db,
             methods=METHODS,
             max_body_bytes=settings.max_body_bytes,
             cursor_secret=secret,
         )
         yield
-        await engine.dispose()
+        await db.dispose()
 
     async def rpc(request: Request) -> Response:
         dispatcher: Dispatcher = request.app.state.dispatcher
@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
 
     async def readyz(_: Request) -> Response:
         try:
-            async with transaction(engine, write=False) as conn:
+            async with transaction(db, write=False) as conn:
                 await conn.execute(sa.text("SELECT 1"))
         except Exception as exc:
             return error_response(unexpected(exc))
@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         Route("/v1/{target:path}", rpc, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route(
             "/ingest/freeswitch",
-            FreeSwitchEndpoint(engine=engine, settings=settings).handle,
+            FreeSwitchEndpoint(db=db, settings=settings).handle,
             methods=["POST"],
         ),
     ]

@@ -20,11 +20,12 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs import service as calllogs
 from callhistory.config import DEFAULT_DATABASE_URL, Settings
-from callhistory.db.engine import create_engine, transaction
+from callhistory.db.engine import Database as Store
+from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import upgrade
 from callhistory.demo import create_demo
 from callhistory.errors import ApiError, InvalidArgument
@@ -62,18 +63,18 @@ def _settings(database: str) -> Settings:
     return Settings.from_env(database_url=database)
 
 
-def _run(database: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+def _run(database: str, work: Callable[[Store], Awaitable[T]]) -> T:
     """Migrate the database, run ``work`` against it, and turn API errors into exit code 1."""
 
     async def main() -> T:
-        engine = create_engine(_settings(database))
+        db = open_database(_settings(database))
         try:
-            await upgrade(engine)
-            async with transaction(engine, write=True) as conn:
+            await upgrade(db.writer)
+            async with transaction(db, write=True) as conn:
                 await calllogs.prepare_partitions(conn)
-            return await work(engine)
+            return await work(db)
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     try:
         return asyncio.run(main())
@@ -83,8 +84,8 @@ def _run(database: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
 
 def _in_transaction(database: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    async def run(engine: AsyncEngine) -> T:
-        async with transaction(engine, write=True) as conn:
+    async def run(db: Store) -> T:
+        async with transaction(db, write=True) as conn:
             return await work(conn)
 
     return _run(database, run)
@@ -117,7 +118,7 @@ def serve(
 ) -> None:
     """Serve the API (migrating the database first)."""
     os.environ["CALLHISTORY_DATABASE_URL"] = database
-    _run(database, lambda _engine: asyncio.sleep(0))  # migrate once, before any worker starts
+    _run(database, lambda _db: asyncio.sleep(0))  # migrate once, before any worker starts
     uvicorn.run(
         "callhistory.app:from_env",
         factory=True,
@@ -132,7 +133,7 @@ def serve(
 @app.command()
 def migrate(database: Database = DEFAULT_DATABASE_URL) -> None:
     """Bring the database schema to the latest version."""
-    _run(database, lambda _engine: asyncio.sleep(0))
+    _run(database, lambda _db: asyncio.sleep(0))
     console.print("database is at the latest schema")
 
 
@@ -213,8 +214,8 @@ def demo(
         task = bar.add_task("calls", total=calls)
         result = _run(
             database,
-            lambda engine: create_demo(
-                engine, calls=calls, seed=seed, progress=lambda n: bar.advance(task, n)
+            lambda db: create_demo(
+                db, calls=calls, seed=seed, progress=lambda n: bar.advance(task, n)
             ),
         )
     if save_key is not None:
@@ -271,7 +272,7 @@ def _import(
     tenant: str,
     database: str,
     as_json: bool,
-    run: Callable[[AsyncEngine, int, Callable[[int], None]], Awaitable[ImportReport]],
+    run: Callable[[Store, int, Callable[[int], None]], Awaitable[ImportReport]],
 ) -> None:
     tenant_id = _id_argument(tenant, "--tenant")
     columns = (
@@ -282,9 +283,7 @@ def _import(
     )
     with Progress(*columns, console=err, disable=as_json) as bar:
         task = bar.add_task(path.name, total=path.stat().st_size)
-        report = _run(
-            database, lambda engine: run(engine, tenant_id, lambda n: bar.advance(task, n))
-        )
+        report = _run(database, lambda db: run(db, tenant_id, lambda n: bar.advance(task, n)))
     for line, reason in report.rejected:
         typer.echo(f"{path}:{line}: rejected: {reason}", err=True)
     if as_json:
@@ -326,10 +325,8 @@ def import_asterisk_csv(
 ) -> None:
     """Import an Asterisk cdr_csv Master.csv (or cdr_custom with the sample mapping)."""
 
-    async def run(
-        engine: AsyncEngine, tenant_id: int, progress: Callable[[int], None]
-    ) -> ImportReport:
-        async with transaction(engine, write=False) as conn:
+    async def run(db: Store, tenant_id: int, progress: Callable[[int], None]) -> ImportReport:
+        async with transaction(db, write=False) as conn:
             zone_name = (
                 timezone or (await keys.tenant_principal(conn, tenant_id=tenant_id)).timezone
             )
@@ -337,7 +334,7 @@ def import_asterisk_csv(
             raise InvalidArgument("timezone", f"unknown time zone {zone_name!r}")
         records = files.asterisk_records(file, tz=zone_name, progress=progress)
         return await files.run_import(
-            engine, tenant_id=tenant_id, records=records, store=files.store_legs
+            db, tenant_id=tenant_id, records=records, store=files.store_legs
         )
 
     _import(file, tenant, database, as_json, run)
@@ -352,12 +349,10 @@ def import_jsonl(
 ) -> None:
     """Import JSON Lines, one IngestCallLogs item per line."""
 
-    async def run(
-        engine: AsyncEngine, tenant_id: int, progress: Callable[[int], None]
-    ) -> ImportReport:
+    async def run(db: Store, tenant_id: int, progress: Callable[[int], None]) -> ImportReport:
         records = files.jsonl_records(file, progress=progress)
         return await files.run_import(
-            engine, tenant_id=tenant_id, records=records, store=files.store_items
+            db, tenant_id=tenant_id, records=records, store=files.store_items
         )
 
     _import(file, tenant, database, as_json, run)

@@ -8,10 +8,9 @@ import random
 from collections.abc import Callable
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callhistory.calllogs.schemas import CallTarget
-from callhistory.db.engine import transaction
+from callhistory.db.engine import Database, transaction
 from callhistory.directory import service as directory
 from callhistory.directory.schemas import (
     DepartmentCreate,
@@ -121,14 +120,14 @@ def _call(
 
 
 async def create_demo(
-    engine: AsyncEngine,
+    db: Database,
     *,
     calls: int,
     seed: int = 7,
     progress: Callable[[int], None] = lambda _: None,
 ) -> DemoResult:
     rng = random.Random(seed)
-    async with transaction(engine, write=True) as conn:
+    async with transaction(db, write=True) as conn:
         tenant = await keys.create_tenant(
             conn, name="Demo Call Centre", domain=f"demo-{rng.randrange(10**6)}.callhistory.local"
         )
@@ -187,7 +186,7 @@ async def create_demo(
             _call(rng, i, starts[i], hotline_numbers, extensions)
             for i in range(first, min(calls, first + BATCH))
         ]
-        async with transaction(engine, write=True) as conn:
+        async with transaction(db, write=True) as conn:
             await ingest.ingest(conn, principal=principal, items=items)
         progress(len(items))
     return DemoResult(tenant=tenant, keys=made, calls=calls)

@@ -24,27 +24,33 @@ class IdGenerator:
         self._node = secrets.randbelow(1 << _NODE_BITS) if node is None else node
         self._lock = threading.Lock()
         self._last_ms = 0
-        self._seq = 0
+        self._seq = -1
 
-    def next_id(self) -> int:
+    def next_ids(self, count: int) -> list[int]:
+        """``count`` increasing ids, taken under one lock (an ingest batch asks for hundreds)."""
+        out = []
         with self._lock:
-            now = int(time.time() * 1000) - EPOCH_MS
-            if now <= self._last_ms:
-                now = self._last_ms
-                self._seq = (self._seq + 1) & ((1 << _SEQ_BITS) - 1)
-                if self._seq == 0:  # sequence exhausted in this millisecond: borrow the next one
+            now = max(int(time.time() * 1000) - EPOCH_MS, self._last_ms)
+            seq = self._seq if now == self._last_ms else -1
+            for _ in range(count):
+                seq += 1
+                if seq >> _SEQ_BITS:  # sequence exhausted in this millisecond: borrow the next
                     now += 1
-            else:
-                self._seq = 0
-            self._last_ms = now
-            return (now << (_NODE_BITS + _SEQ_BITS)) | (self._node << _SEQ_BITS) | self._seq
+                    seq = 0
+                out.append((now << (_NODE_BITS + _SEQ_BITS)) | (self._node << _SEQ_BITS) | seq)
+            self._last_ms, self._seq = now, seq
+        return out
 
 
 _generator = IdGenerator()
 
 
 def new_id() -> int:
-    return _generator.next_id()
+    return _generator.next_ids(1)[0]
+
+
+def new_ids(count: int) -> list[int]:
+    return _generator.next_ids(count)
 
 
 def parse_id(value: str | int, field: str) -> int | None:

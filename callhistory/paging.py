@@ -116,7 +116,7 @@ class Page(msgspec.Struct, Generic[Row], kw_only=True):
     paging: PagingRead
 
 
-Fetch = Callable[[Key | None, bool, int], Awaitable[list[Row]]]
+Fetch = Callable[[Key | None, bool, int, bool], Awaitable[list[Row]]]
 Exists = Callable[[Key, bool], Awaitable[bool]]
 
 
@@ -130,16 +130,24 @@ async def paginate(
 ) -> Page[Row]:
     """One page in sort order, with ``next``/``prev`` set exactly when rows lie beyond it.
 
-    ``fetch(key, forward, n)`` returns up to ``n`` rows strictly beyond ``key`` (or from the
-    start when ``key`` is None), nearest first, walking forward or backward in the sort order;
-    ``exists(key, forward)`` tells whether any row lies beyond ``key`` that way.
+    ``fetch(key, forward, n, inclusive)`` returns up to ``n`` rows beyond ``key`` (or from the
+    start when ``key`` is None), nearest first, walking forward or backward in the sort order,
+    and starting with the row at ``key`` itself when ``inclusive``; ``exists(key, forward)``
+    tells whether any row lies beyond ``key`` that way.
+
+    The cursor's own row is fetched along with the page: when it is still there, it proves a row
+    lies behind the page, which spares the ``exists`` query in the common case. The first page
+    has nothing behind it by definition.
     """
     key: Key | None = None
     forward = True
     if request.after or request.before:
         field = "paging.after" if request.after else "paging.before"
         key, forward = codec.decode(request.after or request.before, field)
-    rows = await fetch(key, forward, request.limit + 1)
+    rows = await fetch(key, forward, request.limit + 1 + (key is not None), key is not None)
+    behind = key is not None and bool(rows) and key_of(rows[0]) == key
+    if behind:
+        rows = rows[1:]
     more = len(rows) > request.limit
     rows = rows[: request.limit]
     if not forward:
@@ -148,10 +156,10 @@ async def paginate(
     last = key_of(rows[-1]) if rows else key
     if forward:
         has_next = more
-        has_prev = first is not None and await exists(first, False)
+        has_prev = behind or (key is not None and first is not None and await exists(first, False))
     else:
         has_prev = more
-        has_next = last is not None and await exists(last, True)
+        has_next = behind or (last is not None and await exists(last, True))
     paging = PagingRead(
         after=request.after,
         before=request.before,

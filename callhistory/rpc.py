@@ -15,11 +15,11 @@ from typing import Any, get_type_hints
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from callhistory.db.engine import transaction
+from callhistory.db.engine import Database, transaction
 from callhistory.errors import (
     ApiError,
     BadRoute,
@@ -151,12 +151,12 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        db: Database,
         methods: Iterable[Method],
         max_body_bytes: int,
         cursor_secret: bytes,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._max_body = max_body_bytes
         self._secret = cursor_secret
         self._routes = {
@@ -168,7 +168,7 @@ class Dispatcher:
             method = self._route(request)
             body = await read_body(request, self._max_body)
             key = _bearer(request)
-            async with transaction(self._engine, write=method.write) as conn:
+            async with transaction(self._db, write=method.write) as conn:
                 principal = await keys.authenticate(conn, key=key, needed=method.scope)
                 try:
                     decoded = method.decoder.decode(body)

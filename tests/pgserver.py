@@ -15,8 +15,13 @@ BIN = Path(os.environ.get("CALLHISTORY_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
 class PostgresCluster:
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="callhistory-pg-"))
+    """A cluster in a temp dir (removed on stop), or in ``directory`` (kept, reused if there)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._keep = directory is not None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="callhistory-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
         self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
@@ -71,6 +76,15 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-m",
+                "fast" if self._keep else "immediate",
+                "-w",
+                "stop",
+            )
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if not self._keep:
+                shutil.rmtree(self.dir, ignore_errors=True)

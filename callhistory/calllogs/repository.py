@@ -12,6 +12,7 @@ import operator
 import re
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,12 +109,16 @@ def _branches(q: CallLogQuery) -> tuple[list[Condition], list[Condition]]:
     return ors[0], [sa.or_(*alternatives) for alternatives in ors[1:]]
 
 
-def _keyset(column: sa.Column[int], key: Key | None, descending: bool) -> list[Condition]:
+def _keyset(
+    column: sa.Column[int], key: Key | None, descending: bool, inclusive: bool
+) -> list[Condition]:
     if key is None:
         return []
     position = sa.tuple_(column, c.id)
-    bound = sa.tuple_(sa.literal(key[0]), sa.literal(key[1]))
-    return [position < bound if descending else position > bound]
+    bound = sa.tuple_(sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger))
+    if descending:
+        return [position <= bound if inclusive else position < bound]
+    return [position >= bound if inclusive else position > bound]
 
 
 def _scan(
@@ -125,11 +130,12 @@ def _scan(
     key: Key | None,
     forward: bool,
     limit: int,
+    inclusive: bool = False,
 ) -> sa.Select[Any]:
     name = sort.lstrip("-")
     column = SORT_COLUMNS[name]
     descending = sort.startswith("-") == forward
-    conds = _conditions(tenant_id, query) + _keyset(column, key, descending)
+    conds = _conditions(tenant_id, query) + _keyset(column, key, descending, inclusive)
     branches, extra = _branches(query)
     conds += extra
 
@@ -163,6 +169,7 @@ async def fetch_page(
     key: Key | None,
     forward: bool,
     limit: int,
+    inclusive: bool,
 ) -> list[AnyRow]:
     select = _scan(
         PAGE_COLUMNS,
@@ -172,6 +179,7 @@ async def fetch_page(
         key=key,
         forward=forward,
         limit=limit,
+        inclusive=inclusive,
     )
     return list((await conn.execute(select)).all())
 
@@ -208,8 +216,21 @@ async def find_by_source(
 async def insert_many(
     conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
 ) -> None:
-    if rows:
-        await conn.execute(call_logs.insert(), [{**row, "tenant_id": tenant_id} for row in rows])
+    """Insert new calls; executed on the driver in one go (measured: the generic path spent
+    more time building parameters than SQLite spent inserting)."""
+    if not rows:
+        return
+    sql, order = _insert_sql(conn.dialect, ("tenant_id", *rows[0]))
+    params = [tuple(tenant_id if key == "tenant_id" else row[key] for key in order) for row in rows]
+    await conn.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(dialect: sa.Dialect, names: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The INSERT for these columns in the driver's own SQL, and its parameter order."""
+    statement = call_logs.insert().values({name: sa.bindparam(name) for name in names})
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), list(compiled.positiontup or [])
 
 
 async def update_many(

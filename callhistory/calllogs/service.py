@@ -23,27 +23,34 @@ def _id(value: int | None) -> str:
 
 
 def to_call_log(row: AnyRow) -> CallLog:
+    """A page row (``repository.PAGE_COLUMNS``) in its wire shape; unpacked by position, which
+    is ten times cheaper than attribute access on a row."""
+    (
+        id_, caller, callee, direction, call_state, call_status, started_at, ended_at, duration,
+        extension_id, user_id, hotline_id, contact_id, external_id, external_session_id,
+        recording_urls, call_targets, note, created_at, updated_at,
+    ) = row  # fmt: skip
     return CallLog(
-        call_state=row.call_state,
-        call_status=row.call_status,
-        call_targets=msgspec.Raw(row.call_targets),
-        callee=row.callee,
-        caller=row.caller,
-        contact_id=_id(row.contact_id),
-        created_at=format_micros(row.created_at),
-        direction=row.direction,
-        duration=row.duration,
-        ended_at=format_micros(row.ended_at),
-        extension_id=_id(row.extension_id),
-        external_id=row.external_id or "",
-        external_session_id=row.external_session_id or "",
-        hotline_id=_id(row.hotline_id),
-        id=str(row.id),
-        note=row.note,
-        recording_urls=msgspec.Raw(row.recording_urls),
-        started_at=format_micros(row.started_at),
-        updated_at=format_micros(row.updated_at),
-        user_id=_id(row.user_id),
+        call_state=call_state,
+        call_status=call_status,
+        call_targets=msgspec.Raw(call_targets),
+        callee=callee,
+        caller=caller,
+        contact_id=_id(contact_id),
+        created_at=format_micros(created_at),
+        direction=direction,
+        duration=duration,
+        ended_at=format_micros(ended_at),
+        extension_id=_id(extension_id),
+        external_id=external_id or "",
+        external_session_id=external_session_id or "",
+        hotline_id=_id(hotline_id),
+        id=str(id_),
+        note=note,
+        recording_urls=msgspec.Raw(recording_urls),
+        started_at=format_micros(started_at),
+        updated_at=format_micros(updated_at),
+        user_id=_id(user_id),
     )
 
 
@@ -57,7 +64,7 @@ async def list_call_logs(
         secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=_query_encoder.encode(query)
     )
 
-    async def fetch(key: Key | None, forward: bool, limit: int) -> list[AnyRow]:
+    async def fetch(key: Key | None, forward: bool, limit: int, inclusive: bool) -> list[AnyRow]:
         return await repository.fetch_page(
             conn,
             tenant_id=tenant_id,
@@ -66,6 +73,7 @@ async def list_call_logs(
             key=key,
             forward=forward,
             limit=limit,
+            inclusive=inclusive,
         )
 
     async def exists(key: Key, forward: bool) -> bool:

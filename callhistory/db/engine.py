@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from callhistory.config import Settings
+from callhistory.db import inline_sqlite
 
 # Marks the few statements that deliberately span tenants (retention, finding a shared PBX's
 # tenant); the tests' scope checker refuses any other statement on tenant data without a
@@ -35,11 +38,51 @@ def async_url(url: str) -> sa.URL:
     return parsed.set(drivername=driver)
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
+_SQLITE_PRAGMAS = (
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "foreign_keys=ON",
+    "busy_timeout=30000",
+)
+
+
+@dataclass(frozen=True)
+class Database:
+    """The store. PostgreSQL: one pooled engine. SQLite: a writer engine (aiosqlite's thread, so
+    waiting for another process's write lock never stalls the event loop) and a read-only reader
+    engine that runs queries inline (see ``db.inline_sqlite``)."""
+
+    writer: AsyncEngine
+    reader: AsyncEngine
+
+    @property
+    def dialect(self) -> str:
+        return self.writer.dialect.name
+
+    async def dispose(self) -> None:
+        await self.reader.dispose()
+        if self.reader is not self.writer:
+            await self.writer.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    writer = create_engine(settings)
+    url = async_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return Database(writer=writer, reader=writer)
+    pragmas = (*_SQLITE_PRAGMAS, "query_only=ON")
+    reader = create_async_engine(
+        "sqlite+aiosqlite://",
+        async_creator=inline_sqlite.connector(url.database, pragmas),
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=settings.pool_size,
+    )
+    event.listen(reader.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return Database(writer=writer, reader=reader)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    """One engine on the database (migrations, tools); the service uses ``open_database``."""
     url = async_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -63,12 +106,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            "busy_timeout=30000",
-        ):
+        for pragma in _SQLITE_PRAGMAS:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -79,9 +117,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 @asynccontextmanager
-async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
+async def transaction(db: Database, *, write: bool) -> AsyncIterator[AsyncConnection]:
     """One transaction: committed when the block ends normally, rolled back on any error."""
-    async with engine.connect() as conn:
+    async with (db.writer if write else db.reader).connect() as conn:
         if write:
             conn = await conn.execution_options(callhistory_write=True)
         async with conn.begin():

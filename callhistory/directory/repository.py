@@ -54,14 +54,18 @@ def _scan(
     key: Key | None,
     forward: bool,
     limit: int,
+    inclusive: bool = False,
 ) -> sa.Select[Any]:
     column = table.c[sort.lstrip("-")]
     descending = sort.startswith("-") == forward
     select = sa.select(*columns).where(table.c.tenant_id == tenant_id)
     if key is not None:
         position = sa.tuple_(column, table.c.id)
-        bound = sa.tuple_(sa.literal(key[0]), sa.literal(key[1]))
-        select = select.where(position < bound if descending else position > bound)
+        bound = sa.tuple_(sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger))
+        if descending:
+            select = select.where(position <= bound if inclusive else position < bound)
+        else:
+            select = select.where(position >= bound if inclusive else position > bound)
     if descending:
         return select.order_by(column.desc(), table.c.id.desc()).limit(limit)
     return select.order_by(column.asc(), table.c.id.asc()).limit(limit)
@@ -76,9 +80,17 @@ async def fetch_page(
     key: Key | None,
     forward: bool,
     limit: int,
+    inclusive: bool,
 ) -> list[AnyRow]:
     select = _scan(
-        table.c, table=table, tenant_id=tenant_id, sort=sort, key=key, forward=forward, limit=limit
+        table.c,
+        table=table,
+        tenant_id=tenant_id,
+        sort=sort,
+        key=key,
+        forward=forward,
+        limit=limit,
+        inclusive=inclusive,
     )
     return list((await conn.execute(select)).all())
 

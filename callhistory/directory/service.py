@@ -235,7 +235,7 @@ async def list_records(
         secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=table.name.encode()
     )
 
-    async def fetch(key: Key | None, forward: bool, limit: int) -> list[AnyRow]:
+    async def fetch(key: Key | None, forward: bool, limit: int, inclusive: bool) -> list[AnyRow]:
         return await repository.fetch_page(
             conn,
             table=table,
@@ -244,6 +244,7 @@ async def list_records(
             key=key,
             forward=forward,
             limit=limit,
+            inclusive=inclusive,
         )
 
     async def exists(key: Key, forward: bool) -> bool:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.db.engine import transaction
+from callhistory.db.engine import Database, transaction
 from callhistory.errors import InvalidArgument
 from callhistory.ingest import asterisk_csv, jsonl, service
 from callhistory.ingest.legs import Leg
@@ -79,7 +79,7 @@ def _batches(
 
 
 async def run_import(
-    engine: AsyncEngine,
+    db: Database,
     *,
     tenant_id: int,
     records: Iterable[Record[T] | tuple[int, str]],
@@ -89,7 +89,7 @@ async def run_import(
     for batch in _batches(records, report):
         while batch:
             try:
-                async with transaction(engine, write=True) as conn:
+                async with transaction(db, write=True) as conn:
                     principal = await keys.tenant_principal(conn, tenant_id=tenant_id)
                     stored = await store(conn, principal, [r.payload for r in batch])
             except InvalidArgument as error:

@@ -7,12 +7,11 @@ import binascii
 import hmac
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from callhistory.config import Settings
-from callhistory.db.engine import transaction
+from callhistory.db.engine import Database, transaction
 from callhistory.errors import ApiError, Malformed, Unauthenticated
 from callhistory.ingest import freeswitch, service
 from callhistory.ingest.schemas import IngestCallLogsRequest, IngestCallLogsResponse
@@ -36,8 +35,8 @@ class FreeSwitchEndpoint:
     ``<anything>:<ingest key>`` (or the operator's shared ``CALLHISTORY_PBX_CREDENTIALS``).
     Accepts the raw JSON body and the ``cdr=`` forms; 200 only after the commit."""
 
-    def __init__(self, *, engine: AsyncEngine, settings: Settings) -> None:
-        self._engine = engine
+    def __init__(self, *, db: Database, settings: Settings) -> None:
+        self._db = db
         self._settings = settings
 
     async def handle(self, request: Request) -> Response:
@@ -54,7 +53,7 @@ class FreeSwitchEndpoint:
             operator = bool(shared) and hmac.compare_digest(
                 f"{user}:{password}".encode(), shared.encode()
             )
-            async with transaction(self._engine, write=True) as conn:
+            async with transaction(self._db, write=True) as conn:
                 key_principal = None
                 if not operator:
                     key_principal = await keys.authenticate(conn, key=password, needed=Scope.INGEST)

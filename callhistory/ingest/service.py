@@ -189,13 +189,14 @@ async def ingest(
     latest = {row["source_id"]: row for row in rows}  # a source id twice in a batch: last wins
     stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
     now = now_micros()
+    fresh = iter(ids.new_ids(len(latest) - len(stored)))
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     outcome: dict[str, IngestedCallLog] = {}
     for source_id, row in latest.items():
         old = stored.get(source_id)
         if old is None:
-            new_id = ids.new_id()
+            new_id = next(fresh)
             inserts.append({**row, "id": new_id, "created_at": now, "updated_at": now})
             outcome[source_id] = IngestedCallLog(id=str(new_id), source_id=source_id, created=True)
             continue

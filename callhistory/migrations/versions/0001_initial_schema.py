@@ -56,6 +56,11 @@ def upgrade() -> None:
         ["tenant_id", "source_id"],
         unique=not postgres,
     )
+    op.create_index(
+        "ix_call_logs_started_at_duration",
+        "call_logs",
+        ["tenant_id", "started_at", "id", "duration"],
+    )
     for sort in ("created_at", "updated_at", "duration"):
         op.create_index(f"ix_call_logs_{sort}", "call_logs", ["tenant_id", sort, "id"])
     for column in ("direction", "call_state", "caller_norm", "callee_norm"):

@@ -1,0 +1,403 @@
+"""`make bench`: ListCallLogs at 5M calls, side by side with the machine's floor, in one run.
+
+Prints and writes bench/results.md. Sizes and durations come from BENCH_* variables so a quick
+run is possible (BENCH_CALLS=200000 make bench); the defaults are the issue's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from http.client import HTTPConnection
+
+import httpx
+import msgspec
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bench.data import DATA, Dataset, Sizes, TenantInfo, build_postgres, build_sqlite
+from callhistory.calllogs.query import CallLogQuery
+from callhistory.calllogs.repository import PAGE_COLUMNS, _scan
+from callhistory.paging import CursorCodec
+from tests.harness import free_port
+from tests.pgserver import PostgresCluster
+
+CALLS = int(os.environ.get("BENCH_CALLS", 5_000_000))
+BIG = int(os.environ.get("BENCH_BIG", CALLS * 2 // 5))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", 200))
+OFFSET_REQUESTS = int(os.environ.get("BENCH_OFFSET_REQUESTS", 30))
+LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", 10))
+DEPTH = min(1_000_000, BIG - 200)
+BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgresql").split(",")
+RESULTS = Path(__file__).resolve().parent / "results.md"
+LIST = "/v1/shop.Etelecom/ListCallLogs"
+
+
+def scenarios(t: TenantInfo) -> dict[str, tuple[dict[str, Any], CallLogQuery]]:
+    """name → (API filter, the same filter as the repository's query)."""
+    ext, hot, user, dept = t.extension_ids[3], t.hotline_ids[1], t.user_ids[5], t.department_ids[2]
+    from_, to = "2024-06-01T00:00:00Z", "2024-09-01T00:00:00Z"
+    f, q = CallLogQuery, {}
+    return {
+        "first page": ({}, f()),
+        "date range": ({"date_from": from_, "date_to": to}, f(date_from=1_717_200_000_000_000, date_to=1_725_148_800_000_000)),
+        "call_state": ({"call_state": "not_answered"}, f(call_state="not_answered")),
+        "direction": ({"direction": "ext_out"}, f(direction="ext_out")),
+        "duration": ({"duration": {"comparison": "greater_than", "value": 600}}, f(duration_op=">", duration_value=600)),
+        "call_number": ({"call_number": t.busy_number}, f(call_number=t.busy_number)),
+        "extension_ids": ({"extension_ids": [str(ext), str(t.extension_ids[4])]}, f(extension_ids=tuple(sorted((ext, t.extension_ids[4]))))),
+        "hotline_ids": ({"hotline_ids": [str(hot)]}, f(hotline_ids=(hot,))),
+        "user_id": ({"user_id": str(user)}, f(user_id=user)),
+        "department_id": ({"department_id": str(dept)}, f(department_id=dept)),
+        "external_id": ({"external_id": "sdk-1"}, f(external_id="sdk-1")),
+        "3 filters": ({"direction": "in", "call_state": "answered", "hotline_ids": [str(hot)]}, f(direction="in", call_state="answered", hotline_ids=(hot,))),
+    } | q  # fmt: skip
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+
+
+class Floor:
+    """The raw keyset SQL on the driver, plus plain orjson encoding of the rows, in-process."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+        if data.backend == "sqlite":
+            self.db = sqlite3.connect(data.url.removeprefix("sqlite:///"))
+            self.dialect: sa.Dialect = sqlite.dialect(paramstyle="qmark")
+        else:
+            import asyncpg
+
+            self.loop = asyncio.new_event_loop()
+            dsn = data.url.replace("postgresql://", "postgres://")
+            self.pg = self.loop.run_until_complete(asyncpg.connect(dsn))
+            self.dialect = postgresql.dialect(paramstyle="numeric_dollar")
+
+    def sql(self, select: sa.Select[Any]) -> tuple[str, list[Any]]:
+        compiled = select.compile(dialect=self.dialect)
+        params = compiled.construct_params()
+        if self.data.backend == "sqlite":
+            return str(compiled), [params[name] for name in compiled.positiontup or []]
+        return str(compiled), [params[name] for name in compiled.positiontup or []]
+
+    def fetch(self, sql: str, params: list[Any]) -> list[Any]:
+        if self.data.backend == "sqlite":
+            return self.db.execute(sql, params).fetchall()
+        return self.loop.run_until_complete(self.pg.fetch(sql, *params))
+
+    def page(self, sql: str, params: list[Any]) -> bytes:
+        names = [str(c.name) for c in PAGE_COLUMNS]
+        return orjson.dumps([dict(zip(names, row)) for row in self.fetch(sql, params)])
+
+
+def page_sql(
+    floor: Floor, tenant: int, query: CallLogQuery, key: tuple[int, int] | None
+) -> tuple[str, list[Any]]:
+    select = _scan(
+        PAGE_COLUMNS,
+        tenant_id=tenant,
+        query=query,
+        sort="-started_at",
+        key=key,
+        forward=True,
+        limit=101,
+    )
+    return floor.sql(select)
+
+
+def timed(fn: Callable[[], Any], n: int) -> list[float]:
+    for _ in range(20):  # warm up
+        fn()
+    out = []
+    for _ in range(n):
+        began = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - began) * 1000)
+    return out
+
+
+@contextmanager
+def server(data: Dataset, workers: int) -> Iterator[tuple[str, list[int]]]:
+    port = free_port()
+    env = {**os.environ, "CALLHISTORY_DATABASE_URL": data.url, "CALLHISTORY_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "callhistory", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        yield base, [process.pid]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (the workers)."""
+    total = 0
+    pids = [pid]
+    for child in Path("/proc").iterdir():
+        if child.name.isdigit():
+            try:
+                if (child / "stat").read_text().split()[3] == str(pid):
+                    pids.append(int(child.name))
+            except OSError:
+                continue
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def wrk(base: str, key: str, body: bytes, seconds: int, connections: int) -> float:
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {msgspec.json.encode(body.decode()).decode()}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base + LIST],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    line = next(ln for ln in out.splitlines() if ln.startswith("Requests/sec"))
+    errors = [ln for ln in out.splitlines() if "Non-2xx" in ln or "Socket errors" in ln]
+    if errors:
+        raise RuntimeError(f"load errors: {errors}")
+    return float(line.split()[1])
+
+
+def handler_ms(data: Dataset, key: str, body: bytes) -> float:
+    """The app's own time per page, in-process (ASGI call, no socket, no HTTP parsing)."""
+    from callhistory.app import create_app
+    from callhistory.config import Settings
+
+    async def run() -> float:
+        # The access log is written as in production, but to /dev/null, not the terminal.
+        sys.stderr, terminal = open(os.devnull, "w"), sys.stderr  # noqa: SIM115
+        try:
+            app = create_app(Settings(database_url=data.url, access_log=True), migrate=False)
+        finally:
+            sys.stderr = terminal
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {key}".encode()),
+        ]
+        scope = {"type": "http", "method": "POST", "path": LIST, "raw_path": LIST.encode(), "query_string": b"",
+                 "headers": headers, "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
+                 "client": ("127.0.0.1", 1), "root_path": ""}  # fmt: skip
+
+        async def call() -> None:
+            sent = False
+
+            async def receive() -> dict[str, Any]:
+                nonlocal sent
+                if sent:
+                    return {"type": "http.disconnect"}
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    assert message["status"] == 200
+
+            await app(dict(scope, state={}), receive, send)
+
+        samples = []
+        async with app.router.lifespan_context(app):
+            for _ in range(20):
+                await call()
+            for _ in range(REQUESTS):
+                began = time.perf_counter()
+                await call()
+                samples.append((time.perf_counter() - began) * 1000)
+        return statistics.median(samples)
+
+    return asyncio.run(run())
+
+
+def bench(data: Dataset) -> dict[str, Any]:
+    big = data.tenants[0]
+    floor = Floor(data)
+    out: dict[str, Any] = {"backend": data.backend, "rows": {}}
+    mark = (lambda i: "?") if data.backend == "sqlite" else (lambda i: f"${i}")
+    deep_sql = (
+        f"SELECT started_at, id FROM call_logs WHERE tenant_id = {mark(1)} "
+        f"ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET {mark(2)}"
+    )
+    deep_key = tuple(floor.fetch(deep_sql, [big.id, DEPTH])[0])
+    secret = bytes.fromhex(
+        floor.fetch("SELECT value FROM service_state WHERE name = 'cursor_secret'", [])[0][0]
+    )
+    codec = CursorCodec(
+        secret=secret,
+        tenant_id=big.id,
+        sort="-started_at",
+        filter_key=msgspec.json.encode(CallLogQuery()),
+    )
+    deep_cursor = codec.encode(deep_key, forward=True)  # type: ignore[arg-type]
+    cases = {name: (body, q, None) for name, (body, q) in scenarios(big).items()}
+    cases[f"page {DEPTH:,} deep"] = ({}, CallLogQuery(), deep_key)
+    with server(data, 1) as (base, _):
+        # A bare HTTP/1.1 keep-alive client: httpx's own overhead would be counted as the API's.
+        http = HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+        headers = {"Authorization": f"Bearer {big.key}", "Content-Type": "application/json"}
+        for name, (filter_, query, key) in cases.items():
+            sql, params = page_sql(floor, big.id, query, key)  # type: ignore[arg-type]
+            floor_ms = timed(lambda: floor.page(sql, params), REQUESTS)
+            paging = {"after": deep_cursor} if key else {}
+            payload = msgspec.json.encode({"filter": filter_, "paging": paging})
+
+            def api() -> None:
+                http.request("POST", LIST, body=payload, headers=headers)
+                response = http.getresponse()
+                answer = response.read()
+                assert response.status == 200, answer
+
+            api_ms = timed(api, REQUESTS)
+            out["rows"][name] = {"floor_p50": pct(floor_ms, 0.5), "floor_p99": pct(floor_ms, 0.99),
+                                 "api_p50": pct(api_ms, 0.5), "api_p99": pct(api_ms, 0.99)}  # fmt: skip
+            print(
+                f"  {data.backend} {name:>22}: floor p50 {pct(floor_ms, 0.5):7.2f} ms  api p50 {pct(api_ms, 0.5):7.2f} p99 {pct(api_ms, 0.99):7.2f} ms",
+                flush=True,
+            )
+    naive = _scan(
+        PAGE_COLUMNS,
+        tenant_id=big.id,
+        query=CallLogQuery(),
+        sort="-started_at",
+        key=None,
+        forward=True,
+        limit=100,
+    )
+    offset_sql, offset_params = floor.sql(naive.offset(DEPTH))
+    offset_ms = timed(lambda: floor.page(offset_sql, offset_params), OFFSET_REQUESTS)
+    out["offset"] = {"p50": pct(offset_ms, 0.5), "p99": pct(offset_ms, 0.99), "n": OFFSET_REQUESTS}
+    print(f"  {data.backend} OFFSET {DEPTH:,}: p50 {pct(offset_ms, 0.5):.1f} ms", flush=True)
+    body = msgspec.json.encode({})
+    out["handler_ms"] = handler_ms(data, big.key, body)
+    for workers in (1, 2):
+        with server(data, workers) as (base, pids):
+            wrk(base, big.key, body, 2, 8)  # warm
+            out[f"pages_per_s_{workers}"] = wrk(base, big.key, body, LOAD_SECONDS, 8)
+            out[f"rss_mb_{workers}"] = rss_mb(pids[0])
+        print(
+            f"  {data.backend} {workers} worker(s): {out[f'pages_per_s_{workers}']:.0f} pages/s, RSS {out[f'rss_mb_{workers}']:.0f} MB",
+            flush=True,
+        )
+    if data.backend == "sqlite":
+        out["ingest_per_s"] = ingest(data)
+        print(f"  sqlite ingest: {out['ingest_per_s']:.0f} calls/s", flush=True)
+    return out
+
+
+def ingest(data: Dataset) -> float:
+    """Calls/s through IngestCallLogs in batches of 500, into a scratch tenant."""
+    from tests.harness import new_tenant
+
+    tenant = new_tenant(data.url, name="ingest bench")
+    batches = [
+        msgspec.json.encode({"call_logs": [
+            {"source_id": f"b{b}-{i}", "started_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+             "ended_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:40Z",
+             "caller": f"09{(b * 500 + i):08d}", "callee": "19006868", "direction": "in",
+             "call_targets": [{"target_number": "101", "ring_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:01Z",
+                               "answered_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:05Z"}]}
+            for i in range(500)]})
+        for b in range(40)
+    ]  # fmt: skip
+    with server(data, 1) as (base, _), httpx.Client(base_url=base, timeout=60) as http:
+        headers = {"Authorization": f"Bearer {tenant.ingest}", "Content-Type": "application/json"}
+        began = time.perf_counter()
+        for batch in batches:
+            response = http.post("/v1/pbx.Etelecom/IngestCallLogs", content=batch, headers=headers)
+            assert response.status_code == 200, response.text
+        return len(batches) * 500 / (time.perf_counter() - began)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [f"# Benchmark results\n\n{CALLS:,} calls over 50 tenants; the large tenant has {BIG:,}. "
+             f"{REQUESTS} requests per row (OFFSET: {OFFSET_REQUESTS}). 2 cores. Times in ms.\n"]  # fmt: skip
+    for r in results:
+        rows = r["rows"]
+        first = rows["first page"]
+        deep = rows[f"page {DEPTH:,} deep"]
+        ceiling = 2000 / r["handler_ms"]
+        lines += [
+            f"\n## {r['backend']}\n",
+            "| page | floor p50 | floor p99 | API p50 | API p99 | API/floor (p50) |",
+            "|---|---:|---:|---:|---:|---:|",
+            *[f"| {name} | {v['floor_p50']:.2f} | {v['floor_p99']:.2f} | {v['api_p50']:.2f} | {v['api_p99']:.2f} | {v['api_p50'] / v['floor_p50']:.2f} |" for name, v in rows.items()],
+            f"| OFFSET {DEPTH:,} (naive) | {r['offset']['p50']:.2f} | {r['offset']['p99']:.2f} | | | |",
+            "",
+            "| ratio | value | target |",
+            "|---|---:|---|",
+            f"| API p50 / floor p50, default page | {first['api_p50'] / first['floor_p50']:.2f} | ≤ 2 |",
+            f"| deep / first (API p50) | {deep['api_p50'] / first['api_p50']:.2f} | ≤ 1.2 |",
+            f"| OFFSET / keyset at depth {DEPTH:,} (floor p50) | {r['offset']['p50'] / deep['floor_p50']:.0f} | ≥ 20 |",
+            f"| worst filter p99 / default page p50 (API) | {max(v['api_p99'] for v in rows.values()) / first['api_p50']:.2f} | ≤ 5 |",
+            f"| handler time per page (in-process) | {r['handler_ms']:.2f} ms | |",
+            f"| pages/s, 1 worker | {r['pages_per_s_1']:.0f} | |",
+            f"| pages/s, 2 workers / ceiling ({ceiling:.0f}) | {r['pages_per_s_2']:.0f} ({r['pages_per_s_2'] / ceiling:.0%}) | ≥ 60% |",
+            f"| server RSS, 1 / 2 workers | {r['rss_mb_1']:.0f} / {r['rss_mb_2']:.0f} MB | ≤ 200 MB |",
+        ]  # fmt: skip
+        if "ingest_per_s" in r:
+            lines.append(
+                f"| ingest through IngestCallLogs (batches of 500) | {r['ingest_per_s']:.0f} calls/s | ≥ 20,000 |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    sizes = Sizes(total=CALLS, big=BIG)
+    results = []
+    if "sqlite" in BACKENDS:
+        print("sqlite: data set", flush=True)
+        results.append(bench(build_sqlite(sizes)))
+    if "postgresql" in BACKENDS:
+        cluster = PostgresCluster(DATA / "pg").start()
+        try:
+            url = cluster.url(f"bench{CALLS}")
+            if not (DATA / f"postgresql-{CALLS}.json").exists():
+                cluster.create_database(f"bench{CALLS}")
+            print("postgresql: data set", flush=True)
+            results.append(bench(build_postgres(sizes, url)))
+        finally:
+            cluster.stop()
+    text = table(results)
+    RESULTS.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
