@@ -40,5 +40,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+## The benchmark (bounded, ~15 minutes on 2 cores; data cached in bench/.data): bench/results.md.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	timeout 1800 $(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,13 @@ class InvalidArgument(ApiError):
     def __init__(self, field: str, msg: str, **meta: str) -> None:
         super().__init__(f"{field}: {msg}" if field else msg, field=field, **meta)
         self.field = field
+        self.detail = msg
+
+    def within(self, prefix: str, **meta: str) -> InvalidArgument:
+        """The same error, its field path placed under ``prefix`` (e.g. ``call_logs[3]``)."""
+        path = f"{prefix}.{self.field}" if self.field else prefix
+        extra = {k: v for k, v in self.meta.items() if k != "field"}
+        return InvalidArgument(path, self.detail, **{**extra, **meta})
 
 
 class Malformed(ApiError):

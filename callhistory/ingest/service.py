@@ -38,16 +38,21 @@ def _time(value: str | None, field: str, tz: str) -> int | None:
     return None if not value else parse_request_time(value, field, tz)
 
 
-def _targets(targets: list[CallTarget], field: str, tz: str) -> tuple[list[CallTarget], int | None]:
-    """Targets in wire form (UTC times, derived status and ring time), and the first answer."""
+def _targets(targets: list[CallTarget], tz: str) -> tuple[list[CallTarget], int | None]:
+    """Targets in wire form (UTC times, derived status and ring time), and the first answer.
+
+    Errors name fields relative to the target list; the caller adds the item's path (building
+    path strings only when something is wrong keeps the happy path cheap)."""
     out: list[CallTarget] = []
     first_answer: int | None = None
     for i, target in enumerate(targets):
-        at = f"{field}[{i}]"
-        add = _time(target.add_time, f"{at}.add_time", tz)
-        ring = _time(target.ring_time, f"{at}.ring_time", tz)
-        answered = _time(target.answered_time, f"{at}.answered_time", tz)
-        ended = _time(target.ended_time, f"{at}.ended_time", tz)
+        try:
+            add = _time(target.add_time, "add_time", tz)
+            ring = _time(target.ring_time, "ring_time", tz)
+            answered = _time(target.answered_time, "answered_time", tz)
+            ended = _time(target.ended_time, "ended_time", tz)
+        except InvalidArgument as error:
+            raise error.within(f"call_targets[{i}]") from None
         if answered is not None and (first_answer is None or answered < first_answer):
             first_answer = answered
         status = target.status or ("answered" if answered is not None else "no_answer")
@@ -72,15 +77,16 @@ def _targets(targets: list[CallTarget], field: str, tz: str) -> tuple[list[CallT
     return out, first_answer
 
 
-def _row(item: IngestCallLog, field: str, tz: str) -> dict[str, Any]:
-    """The stored columns of one item, with call_state, call_status and duration derived."""
-    started = parse_request_time(item.started_at, f"{field}.started_at", tz)
-    if not EARLIEST_CALL <= started <= now_micros() + _DAY:
-        raise InvalidArgument(f"{field}.started_at", "must be between 2000-01-01 and tomorrow")
-    ended = _time(item.ended_at, f"{field}.ended_at", tz)
+def _row(item: IngestCallLog, tz: str, newest: int) -> dict[str, Any]:
+    """The stored columns of one item, with call_state, call_status and duration derived.
+    Errors name fields relative to the item."""
+    started = parse_request_time(item.started_at, "started_at", tz)
+    if not EARLIEST_CALL <= started <= newest:
+        raise InvalidArgument("started_at", "must be between 2000-01-01 and tomorrow")
+    ended = _time(item.ended_at, "ended_at", tz)
     if ended is not None and ended < started:
-        raise InvalidArgument(f"{field}.ended_at", "must not be before started_at")
-    targets, first_answer = _targets(item.call_targets, f"{field}.call_targets", tz)
+        raise InvalidArgument("ended_at", "must not be before started_at")
+    targets, first_answer = _targets(item.call_targets, tz)
     state = item.call_state
     if state == "unknown":
         if (
@@ -113,10 +119,10 @@ def _row(item: IngestCallLog, field: str, tz: str) -> dict[str, Any]:
         "started_at": started,
         "ended_at": ended,
         "duration": max(0, duration),
-        "extension_id": ids.parse_id(item.extension_id, f"{field}.extension_id"),
-        "user_id": ids.parse_id(item.user_id, f"{field}.user_id"),
-        "hotline_id": ids.parse_id(item.hotline_id, f"{field}.hotline_id"),
-        "contact_id": ids.parse_id(item.contact_id, f"{field}.contact_id"),
+        "extension_id": ids.parse_id(item.extension_id, "extension_id"),
+        "user_id": ids.parse_id(item.user_id, "user_id"),
+        "hotline_id": ids.parse_id(item.hotline_id, "hotline_id"),
+        "contact_id": ids.parse_id(item.contact_id, "contact_id"),
         "external_id": item.external_id or None,
         "external_session_id": item.external_session_id or None,
         "recording_urls": _encoder.encode(item.recording_urls).decode(),
@@ -177,12 +183,12 @@ async def ingest(
 ) -> list[IngestedCallLog]:
     tenant_id = principal.tenant_id
     rows = []
+    newest = now_micros() + _DAY
     for i, item in enumerate(items):
         try:
-            rows.append(_row(item, f"{field}[{i}]", principal.timezone))
+            rows.append(_row(item, principal.timezone, newest))
         except InvalidArgument as error:
-            error.meta["source_id"] = item.source_id
-            raise
+            raise error.within(f"{field}[{i}]", source_id=item.source_id) from None
     await _check_references(conn, tenant_id=tenant_id, rows=rows, field=field)
     await _attribute(conn, tenant_id=tenant_id, rows=rows)
     await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
@@ -244,17 +250,18 @@ async def ingest_legs(
 async def pbx_principal(
     conn: AsyncConnection, *, key_principal: Principal | None, domain: str, dialed: str
 ) -> Principal:
-    """The tenant a PBX's CDR belongs to: named by its SIP domain, else by the hotline it came
-    in on. With a tenant's key, a CDR naming another tenant is refused; with the operator's
-    shared credentials (``key_principal`` None), the CDR must name exactly one tenant."""
+    """The tenant a PBX's CDR belongs to. With a tenant's key: that tenant, unless the CDR's SIP
+    domain is another tenant's (refused). With the operator's shared credentials
+    (``key_principal`` None): the tenant of the SIP domain, else the one owning the hotline the
+    call came in on; exactly one must match."""
     named = await keys.tenant_of_domain(conn, domain=domain)
+    if key_principal is not None:
+        if named is not None and named != key_principal.tenant_id:
+            raise PermissionDenied("this CDR's SIP domain belongs to another tenant")
+        return key_principal
     if named is None and dialed:
         owners = await directory.tenants_with_hotline(conn, number=normalize(dialed))
         named = owners[0] if len(owners) == 1 else None
-    if key_principal is not None:
-        if named is not None and named != key_principal.tenant_id:
-            raise PermissionDenied("this CDR's domain or hotline belongs to another tenant")
-        return key_principal
     if named is None:
         raise InvalidArgument(
             "variables.domain_name", f"no tenant has domain {domain!r} or hotline {dialed!r}"
