@@ -67,19 +67,12 @@ class CallTarget(msgspec.Struct, kw_only=True):
     trunk_name: Text = ""
 
 
-CallTargets = Annotated[
-    msgspec.Raw,
-    Meta(extra_json_schema={"type": "array", "items": {"$ref": "#/components/schemas/CallTarget"}}),
-]
-Strings = Annotated[
-    msgspec.Raw, Meta(extra_json_schema={"type": "array", "items": {"type": "string"}})
-]
-
-
 class CallLog(msgspec.Struct, kw_only=True):
     call_state: CallState
     call_status: CallStatus
-    call_targets: CallTargets
+    # The server fills these two with msgspec.Raw (their stored JSON, passed through unparsed);
+    # msgspec encodes whatever a field holds, and clients decode them as typed lists.
+    call_targets: list[CallTarget]
     callee: str
     caller: str
     contact_id: str
@@ -93,7 +86,7 @@ class CallLog(msgspec.Struct, kw_only=True):
     hotline_id: str
     id: str
     note: str
-    recording_urls: Strings
+    recording_urls: list[str]
     started_at: Time
     updated_at: Time
     user_id: str

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs import repository
 from callhistory.calllogs.query import parse_request
-from callhistory.calllogs.schemas import CallLog, ListCallLogsRequest, ListCallLogsResponse
+from callhistory.calllogs.schemas import (
+    CallLog,
+    CallTarget,
+    ListCallLogsRequest,
+    ListCallLogsResponse,
+)
 from callhistory.db.tables import AnyRow
 from callhistory.ingest import repository as legs
 from callhistory.keys.schemas import Principal
@@ -33,7 +40,7 @@ def to_call_log(row: AnyRow) -> CallLog:
     return CallLog(
         call_state=call_state,
         call_status=call_status,
-        call_targets=msgspec.Raw(call_targets),
+        call_targets=cast(list[CallTarget], msgspec.Raw(call_targets)),
         callee=callee,
         caller=caller,
         contact_id=_id(contact_id),
@@ -47,7 +54,7 @@ def to_call_log(row: AnyRow) -> CallLog:
         hotline_id=_id(hotline_id),
         id=str(id_),
         note=note,
-        recording_urls=msgspec.Raw(recording_urls),
+        recording_urls=cast(list[str], msgspec.Raw(recording_urls)),
         started_at=format_micros(started_at),
         updated_at=format_micros(updated_at),
         user_id=_id(user_id),
