@@ -24,9 +24,17 @@ from callhistory.directory.handlers import methods as directory_methods
 from callhistory.ingest.handlers import FreeSwitchEndpoint
 from callhistory.ingest.handlers import methods as ingest_methods
 from callhistory.keys import service as keys
+from callhistory.keys.handlers import methods as keys_methods
+from callhistory.ratelimit import RateLimiter
 from callhistory.rpc import Dispatcher, error_response, unexpected
+from callhistory.web import views as web
 
-METHODS = [*calllog_methods.methods, *directory_methods.methods, *ingest_methods.methods]
+METHODS = [
+    *calllog_methods.methods,
+    *directory_methods.methods,
+    *ingest_methods.methods,
+    *keys_methods.methods,
+]
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
@@ -43,6 +51,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             secret = await keys.cursor_secret(conn)
         app.state.dispatcher = Dispatcher(
             db=db,
+            limiter=RateLimiter(
+                rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+            ),
             methods=METHODS,
             max_body_bytes=settings.max_body_bytes,
             cursor_secret=secret,
@@ -70,6 +81,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
 
     configure_logging(settings.log_level)
     routes = [
+        *web.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),

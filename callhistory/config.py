@@ -20,6 +20,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
     access_log: bool = True
+    rate_limit_per_second: float = 50.0  # per API key and worker; 0 turns the limit off
+    rate_limit_burst: int = 100
     pbx_credentials: str = ""  # "user:password" a shared PBX may use for every tenant
 
     @classmethod

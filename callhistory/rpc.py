@@ -32,6 +32,7 @@ from callhistory.errors import (
 )
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal, Scope
+from callhistory.ratelimit import RateLimiter
 from callhistory.schemas import ErrorEnvelope
 
 logger = logging.getLogger("callhistory")
@@ -102,7 +103,8 @@ class MethodSet:
 _encoder = msgspec.json.Encoder()
 
 
-def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+def error_response(error: ApiError) -> Response:
+    headers = {"Retry-After": error.meta["retry_after"]} if "retry_after" in error.meta else None
     body = _encoder.encode(ErrorEnvelope(code=error.code, msg=error.msg, meta=error.meta))  # type: ignore[arg-type]
     return Response(body, status_code=error.status, media_type="application/json", headers=headers)
 
@@ -152,11 +154,13 @@ class Dispatcher:
         self,
         *,
         db: Database,
+        limiter: RateLimiter,
         methods: Iterable[Method],
         max_body_bytes: int,
         cursor_secret: bytes,
     ) -> None:
         self._db = db
+        self._limiter = limiter
         self._max_body = max_body_bytes
         self._secret = cursor_secret
         self._routes = {
@@ -170,6 +174,7 @@ class Dispatcher:
             key = _bearer(request)
             async with transaction(self._db, write=method.write) as conn:
                 principal = await keys.authenticate(conn, key=key, needed=method.scope)
+                self._limiter.take(principal.key_id)
                 try:
                     decoded = method.decoder.decode(body)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:

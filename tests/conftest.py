@@ -56,7 +56,14 @@ def database_url(
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[ServerThread]:
-    settings = Settings(database_url=database_url, access_log=False, max_body_bytes=1024 * 1024)
+    # The suite drives single keys far harder than a person would; tests/test_limits.py checks
+    # the rate limit on a server of its own.
+    settings = Settings(
+        database_url=database_url,
+        access_log=False,
+        max_body_bytes=1024 * 1024,
+        rate_limit_per_second=0,
+    )
     with ServerThread(settings) as running:
         yield running
 
@@ -87,3 +94,11 @@ def fresh_database_url(
         pytest.skip("needs the throwaway cluster to create a database")
     name = "fresh_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:50].lower()
     return postgres.create_database(name)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Let fixtures see whether the test failed (the browser tests save a screenshot then)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

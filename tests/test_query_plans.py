@@ -31,7 +31,8 @@ QUERIES: dict[str, CallLogQuery] = {
     "extension_ids": CallLogQuery(extension_ids=(1, 2, 3)),
     "hotline_ids": CallLogQuery(hotline_ids=(4, 5)),
     "user_id": CallLogQuery(user_id=6),
-    "department_id": CallLogQuery(department_id=7),
+    "department_id": CallLogQuery(department_id=7, members=(11, 12, 13)),
+    "department_id (not yet resolved)": CallLogQuery(department_id=7),
     "external_id": CallLogQuery(external_id="sdk"),
     "external_session_id": CallLogQuery(external_session_id="sess"),
 }

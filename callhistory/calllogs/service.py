@@ -16,6 +16,7 @@ from callhistory.calllogs.schemas import (
     ListCallLogsResponse,
 )
 from callhistory.db.tables import AnyRow
+from callhistory.directory import repository as directory
 from callhistory.ingest import repository as legs
 from callhistory.keys.schemas import Principal
 from callhistory.paging import CursorCodec, Key, paginate
@@ -70,6 +71,11 @@ async def list_call_logs(
     codec = CursorCodec(
         secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=_query_encoder.encode(query)
     )
+    if query.department_id is not None:
+        members = await directory.department_members(
+            conn, tenant_id=tenant_id, department_id=query.department_id
+        )
+        query = msgspec.structs.replace(query, members=members)
 
     async def fetch(key: Key | None, forward: bool, limit: int, inclusive: bool) -> list[AnyRow]:
         return await repository.fetch_page(

@@ -110,6 +110,17 @@ async def exists_beyond(
     return (await conn.execute(select)).first() is not None
 
 
+async def department_members(
+    conn: AsyncConnection, *, tenant_id: int, department_id: int
+) -> tuple[int, ...]:
+    result = await conn.execute(
+        sa.select(users.c.id)
+        .where(users.c.tenant_id == tenant_id, users.c.department_id == department_id)
+        .order_by(users.c.id)
+    )
+    return tuple(result.scalars())
+
+
 async def extensions_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[str, AnyRow]:
     """The tenant's extensions by number (used to attribute ingested calls)."""
     result = await conn.execute(

@@ -56,3 +56,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
     def allows(self, needed: Scope) -> bool:
         return self.scope is Scope.ADMIN or needed is Scope.READ or self.scope is needed
+
+
+class GetTenantRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """No fields: the tenant is the caller's."""

@@ -150,3 +150,17 @@ async def tenant_principal(conn: AsyncConnection, *, tenant_id: int) -> Principa
 async def tenant_of_domain(conn: AsyncConnection, *, domain: str) -> int | None:
     row = await repository.find_tenant_by_domain(conn, domain=domain) if domain else None
     return None if row is None else int(row.id)
+
+
+async def get_tenant(conn: AsyncConnection, *, principal: Principal) -> TenantRead:
+    row = await repository.get_tenant(conn, tenant_id=principal.tenant_id)
+    if row is None:
+        raise NotFound("this key's tenant no longer exists")
+    return TenantRead(
+        id=str(row.id),
+        name=row.name,
+        domain=row.domain or "",
+        timezone=row.timezone,
+        status=TenantStatus(row.status),
+        created_at=format_micros(row.created_at),
+    )

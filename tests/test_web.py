@@ -1,0 +1,228 @@
+"""The web page in a real browser (Debian's Chromium driven by Playwright) against the real
+server: sign in, every filter, paging, legs, language, a wrong key, a phone-sized screen."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dataset import Dataset, build, expected
+from tests.harness import Api, ServerThread, new_tenant
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+CHROMIUM = os.environ.get("CALLHISTORY_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def web(
+    database_url: str, server: ServerThread, api: Api
+) -> Iterator[tuple[ServerThread, Dataset]]:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the page is the same on every backend; checked once")
+    data = build(api, new_tenant(database_url, name="Cửa hàng Web"), calls=130, seed=21)
+    recorded = {
+        "source_id": "with-recording",
+        "started_at": "2025-03-25T10:00:00+07:00",
+        "ended_at": "2025-03-25T10:01:00+07:00",
+        "caller": "0911222333",
+        "callee": "02873001234",
+        "direction": "in",
+        "recording_urls": ["/static/no-such-recording.mp3"],
+        "call_targets": [
+            {
+                "target_number": "101",
+                "ring_time": "2025-03-25T10:00:02+07:00",
+                "answered_time": "2025-03-25T10:00:07+07:00",
+                "ended_time": "2025-03-25T10:01:00+07:00",
+            }
+        ],
+    }
+    recording_tenant = new_tenant(database_url)
+    api.ingest(recording_tenant.ingest, [recorded])
+    return server, data, recording_tenant.read
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    yield tab
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def ids(page: Any) -> list[str]:
+    return page.locator("#results tbody tr[data-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.id)"
+    )
+
+
+def sign_in(page: Any, base: str, key: str, path: str = "/calls") -> None:
+    page.goto(base + path)
+    page.get_by_label("API key", exact=True).fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#results tbody tr[data-id]").first.wait_for()
+
+
+def test_sign_in_and_page_forward_and_back(web: Any, page: Any) -> None:
+    server, data, _ = web
+    sign_in(page, server.base_url, data.tenant.read)
+    assert page.locator("#tenant").inner_text().startswith("Cửa hàng Web")
+    first = ids(page)
+    assert len(first) == 100
+    page.get_by_role("button", name="Next →").click()
+    expect(page.locator("#results tbody tr[data-id]")).to_have_count(30)
+    second = ids(page)
+    assert page.get_by_role("button", name="Next →").is_disabled()
+    assert len(set(first) | set(second)) == 130
+    page.get_by_role("button", name="← Previous").click()
+    expect(page.locator("#results tbody tr[data-id]")).to_have_count(100)
+    assert ids(page) == first
+    assert page.get_by_role("button", name="← Previous").is_disabled()
+    assert data.tenant.read not in page.url
+
+
+def apply(page: Any) -> None:
+    with page.expect_response(re.compile("ListCallLogs")):
+        page.get_by_role("button", name="Filter", exact=True).click()
+    expect(page.locator("#results")).not_to_have_attribute("aria-busy", "true")
+
+
+@pytest.mark.parametrize(
+    ("control", "action", "oracle"),
+    [
+        ("Direction", ("select", "out"), {"direction": "out"}),
+        ("State", ("select", "not_answered"), {"call_state": "not_answered"}),
+        ("Phone number", ("fill", "+84 987 654 321"), {"call_number_party": "987654321"}),
+        ("From", ("fill", "2025-03-05"), {"date_from": "2025-03-05"}),
+        ("To", ("fill", "2025-03-04"), {"date_to": "2025-03-04"}),
+    ],
+)
+def test_each_filter_control(
+    web: Any, page: Any, control: str, action: tuple[str, str], oracle: dict[str, Any]
+) -> None:
+    server, data, _ = web
+    sign_in(page, server.base_url, data.tenant.read)
+    field = page.get_by_label(control, exact=True)
+    field.select_option(action[1]) if action[0] == "select" else field.fill(action[1])
+    apply(page)
+    assert ids(page) == expected(data, oracle)[:100]
+    assert data.tenant.read not in page.url
+
+
+def test_directory_pickers_and_duration(web: Any, page: Any) -> None:
+    server, data, _ = web
+    sign_in(page, server.base_url, data.tenant.read)
+    ext_id = next(iter(data.extensions))
+    page.get_by_label("Extensions").select_option(ext_id)
+    hotline_id = next(iter(data.hotlines))
+    page.get_by_label("Hotlines").select_option(hotline_id)
+    apply(page)
+    assert (
+        ids(page) == expected(data, {"extension_ids": [ext_id], "hotline_ids": [hotline_id]})[:100]
+    )
+    page.get_by_role("button", name="Clear filters").click()
+    user_id = next(iter(data.user_department))
+    page.get_by_label("Agent").select_option(user_id)
+    page.get_by_label("Talk time (s)").select_option("greater_than")
+    page.get_by_label("Seconds").fill("30")
+    apply(page)
+    want = expected(
+        data, {"user_id": user_id, "duration": {"comparison": "greater_than", "value": 30}}
+    )
+    assert ids(page) == want[:100]
+    page.get_by_role("button", name="Clear filters").click()
+    page.get_by_label("Department").select_option(data.departments[1])
+    apply(page)
+    assert ids(page) == expected(data, {"department_id": data.departments[1]})[:100]
+
+
+def test_filters_live_in_the_url_and_can_be_shared(web: Any, page: Any) -> None:
+    server, data, _ = web
+    sign_in(page, server.base_url, data.tenant.read, "/calls?direction=in&call_state=answered")
+    assert page.get_by_label("Direction").input_value() == "in"
+    assert ids(page) == expected(data, {"direction": "in", "call_state": "answered"})[:100]
+    page.get_by_label("State").select_option("not_answered")
+    apply(page)
+    assert "call_state=not_answered" in page.url and "ch_" not in page.url
+
+
+def test_expand_a_call_shows_its_legs_and_recording(web: Any, page: Any) -> None:
+    server, _, recording_key = web
+    sign_in(page, server.base_url, recording_key, "/calls?call_number=0911222333")
+    toggle = page.locator("button.legs-toggle").first
+    assert toggle.inner_text() == "Show"
+    toggle.focus()
+    page.keyboard.press("Enter")
+    assert toggle.get_attribute("aria-expanded") == "true"
+    legs = page.locator("tr.legs:not([hidden])")
+    assert "101" in legs.inner_text() and "Answered" in legs.inner_text()
+    assert legs.locator("audio").get_attribute("src") == "/static/no-such-recording.mp3"
+
+
+def test_language_switch(web: Any, page: Any) -> None:
+    server, data, _ = web
+    sign_in(page, server.base_url, data.tenant.read)
+    page.get_by_label("Language").select_option("vi")
+    assert page.get_by_role("heading", level=1).inner_text() == "Lịch sử cuộc gọi"
+    assert page.get_by_role("button", name="Trang sau →").is_enabled()
+    assert page.locator("html").get_attribute("lang") == "vi"
+    page.get_by_label("Ngôn ngữ").select_option("en")
+    assert page.get_by_role("heading", level=1).inner_text() == "Call history"
+
+
+def test_wrong_key_gets_a_clear_message(web: Any, page: Any) -> None:
+    server, _, _ = web
+    page.goto(server.base_url + "/")
+    page.get_by_label("API key", exact=True).fill("ch_this-is-not-a-key")
+    page.get_by_role("button", name="Sign in").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert alert.inner_text() == "Wrong or revoked API key."
+    assert page.evaluate("sessionStorage.getItem('callhistory.key')") is None
+
+
+def test_readable_on_a_phone(web: Any, browser: Any) -> None:
+    server, data, _ = web
+    context = browser.new_context(locale="vi-VN", viewport={"width": 360, "height": 740})
+    phone = context.new_page()
+    phone.goto(server.base_url + "/calls")
+    phone.get_by_label("Khoá API", exact=True).fill(data.tenant.read)
+    phone.get_by_role("button", name="Đăng nhập").click()
+    phone.locator("#results tbody tr[data-id]").first.wait_for()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "phone-vi.png"), full_page=False)
+    context.close()
+
+
+def test_page_sends_security_headers(web: Any, api: Api) -> None:
+    response = api.http.get("/calls")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "no-referrer"
