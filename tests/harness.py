@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -148,3 +150,24 @@ class Api:
             if not answer["paging"]["next"]:
                 return pages
             paging = {**paging, "after": answer["paging"]["next"]}
+
+
+def start_serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``callhistory serve`` as its own process on a free port, once it answers /readyz."""
+    port = free_port()
+    command = [sys.executable, "-m", "callhistory", "serve", "--database", database_url]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/readyz").status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("callhistory serve did not start")
+        time.sleep(0.05)

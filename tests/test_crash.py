@@ -8,8 +8,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
@@ -19,35 +17,7 @@ import sqlalchemy as sa
 
 from callhistory.config import Settings
 from callhistory.db.engine import create_engine
-from tests.harness import Api, free_port, new_tenant
-
-
-def start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "callhistory",
-            "serve",
-            "--database",
-            database_url,
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/readyz").status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.05)
+from tests.harness import Api, new_tenant, start_serve
 
 
 def integrity(database_url: str) -> None:
@@ -113,7 +83,7 @@ def test_killed_server_keeps_every_acknowledged_call_once(
                         acked.update(numbers)
 
     for _ in range(3):
-        process, base = start(database_url)
+        process, base = start_serve(database_url)
         stop = threading.Event()
         threads = [threading.Thread(target=client, args=(base, stop)) for _ in range(3)]
         for thread in threads:
@@ -125,7 +95,7 @@ def test_killed_server_keeps_every_acknowledged_call_once(
         for thread in threads:
             thread.join(timeout=30)
     assert acked, "no batch was acknowledged before the kills"
-    process, base = start(database_url)
+    process, base = start_serve(database_url)
     try:
         api = Api(base)
         stored = [

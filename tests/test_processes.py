@@ -4,50 +4,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
-
-from tests.harness import Api, free_port, new_tenant
+from tests.harness import Api, new_tenant, start_serve
 
 
 @contextmanager
 def serve(database_url: str) -> Iterator[Api]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "callhistory",
-            "serve",
-            "--database",
-            database_url,
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    api = Api(f"http://127.0.0.1:{port}")
+    process, base = start_serve(database_url)
+    api = Api(base)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if api.http.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
         yield api
     finally:
-        api.http.close()
+        api.close()
         process.terminate()
         process.wait(timeout=30)
 

@@ -43,8 +43,8 @@ class CallLogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     hotline_ids: tuple[int, ...] = ()
     user_id: int | None = None
     department_id: int | None = None
-    # The department's users, looked up by the service just before the page query (so the
-    # database walks each user's index in order); not part of the filter a cursor is bound to.
+    # The department's users, looked up by the service just before the page query (a literal
+    # list the planner can estimate, unlike a subquery); not part of the cursor's filter.
     members: tuple[int, ...] | None = None
     external_id: str | None = None
     external_session_id: str | None = None
