@@ -89,7 +89,7 @@ class Floor:
             self.dialect = postgresql.dialect(paramstyle="numeric_dollar")
 
     def sql(self, select: sa.Select[Any]) -> tuple[str, list[Any]]:
-        compiled = select.compile(dialect=self.dialect)
+        compiled = select.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
         params = compiled.construct_params()
         if self.data.backend == "sqlite":
             return str(compiled), [params[name] for name in compiled.positiontup or []]
@@ -402,7 +402,9 @@ def main() -> None:
             if not (DATA / f"postgresql-{CALLS}.json").exists():
                 cluster.create_database(f"bench{CALLS}")
             print("postgresql: data set", flush=True)
-            results.append(bench(build_postgres(sizes, url)))
+            data = build_postgres(sizes, url)
+            data.url = url  # the kept cluster listens on a new port each run
+            results.append(bench(data))
         finally:
             cluster.stop()
     text = table(results)
