@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DB ?= callhistory.db
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,8 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check callhistory tests
-	$(BIN)/ruff format --check callhistory tests
+	$(BIN)/ruff check callhistory tests bench
+	$(BIN)/ruff format --check callhistory tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict callhistory
@@ -45,6 +45,10 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	timeout 1800 $(BIN)/python -m bench.run
+
+## A bounded soak: fixed-rate mixed load on loopback (SOAK_SECONDS, default 300; SOAK_RATE).
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

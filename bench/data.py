@@ -122,8 +122,18 @@ async def _directory(url: str, sizes: Sizes, rng: random.Random) -> list[TenantI
                 )
                 extensions.append(int(ext.id))
             busy = "0" + rng.choice(PREFIXES)[1:] + f"{rng.randrange(10**7):07d}"
-            infos.append(TenantInfo(id=tid, key=key.key, calls=sizes.big if t == 0 else rest, extension_ids=extensions,
-                                    hotline_ids=hotlines, user_ids=users, department_ids=departments, busy_number=busy))  # fmt: skip
+            infos.append(
+                TenantInfo(
+                    id=tid,
+                    key=key.key,
+                    calls=sizes.big if t == 0 else rest,
+                    extension_ids=extensions,
+                    hotline_ids=hotlines,
+                    user_ids=users,
+                    department_ids=departments,
+                    busy_number=busy,
+                )
+            )
     await db.dispose()
     return infos
 
@@ -135,12 +145,20 @@ def _targets_pool(rng: random.Random) -> list[str]:
         legs = []
         for leg in range(rng.randint(1, 4)):
             status = rng.choice(["answered", "no_answer", "busy", "cancelled"])
-            legs.append({
-                "add_time": f"2025-01-01T00:00:{leg:02d}Z", "answered_time": "2025-01-01T00:00:09Z" if status == "answered" else None,
-                "end_reason": "NORMAL_CLEARING" if status == "answered" else "NO_ANSWER", "ended_time": "2025-01-01T00:01:09Z",
-                "fail_code": 0 if status == "answered" else 480, "ring_duration": rng.randint(2, 20), "ring_time": f"2025-01-01T00:00:{leg:02d}Z",
-                "status": status, "target_number": str(100 + rng.randrange(30)), "trunk_name": "",
-            })  # fmt: skip
+            legs.append(
+                {
+                    "add_time": f"2025-01-01T00:00:{leg:02d}Z",
+                    "answered_time": "2025-01-01T00:00:09Z" if status == "answered" else None,
+                    "end_reason": "NORMAL_CLEARING" if status == "answered" else "NO_ANSWER",
+                    "ended_time": "2025-01-01T00:01:09Z",
+                    "fail_code": 0 if status == "answered" else 480,
+                    "ring_duration": rng.randint(2, 20),
+                    "ring_time": f"2025-01-01T00:00:{leg:02d}Z",
+                    "status": status,
+                    "target_number": str(100 + rng.randrange(30)),
+                    "trunk_name": "",
+                }
+            )
         pool.append(msgspec.json.encode(legs).decode())
     return pool
 
@@ -179,17 +197,39 @@ def rows(info: TenantInfo, rng: random.Random, first_id: int) -> Iterator[tuple[
         created = started + rng.randint(1, 120) * 1_000_000
         external = f"sdk-{rng.randrange(10**9)}" if rng.random() < 0.05 else None
         yield (
-            info.id, first_id + i, f"src-{info.id}-{i}", caller, callee, normalize(caller), normalize(callee),
-            direction, "answered" if answered else "not_answered", "P" if answered else "N", started, ended, duration,
-            info.extension_ids[ext_index], info.user_ids[ext_index], info.hotline_ids[ext_index % 3], None,
-            external, f"sess-{rng.randrange(10**9)}" if external else None,
-            '["https://rec.example.vn/r.mp3"]' if answered else "[]", rng.choice(targets), "", created, created,
-        )  # fmt: skip
+            info.id,
+            first_id + i,
+            f"src-{info.id}-{i}",
+            caller,
+            callee,
+            normalize(caller),
+            normalize(callee),
+            direction,
+            "answered" if answered else "not_answered",
+            "P" if answered else "N",
+            started,
+            ended,
+            duration,
+            info.extension_ids[ext_index],
+            info.user_ids[ext_index],
+            info.hotline_ids[ext_index % 3],
+            None,
+            external,
+            f"sess-{rng.randrange(10**9)}" if external else None,
+            '["https://rec.example.vn/r.mp3"]' if answered else "[]",
+            rng.choice(targets),
+            "",
+            created,
+            created,
+        )
 
 
 def _index_ddl(dialect: sa.Dialect) -> list[str]:
-    return [str(sa.schema.CreateIndex(index).compile(dialect=dialect)) for index in call_logs.indexes
-            if index._ddl_if is None or index._ddl_if.dialect == dialect.name]  # fmt: skip
+    return [
+        str(sa.schema.CreateIndex(index).compile(dialect=dialect))
+        for index in call_logs.indexes
+        if index._ddl_if is None or index._ddl_if.dialect == dialect.name
+    ]
 
 
 def build_sqlite(sizes: Sizes, *, seed: int = 11) -> Dataset:
@@ -242,9 +282,17 @@ async def _load_postgres(url: str, infos: list[TenantInfo], rng: random.Random) 
     db = open_database(Settings(database_url=url))
     async with transaction(db, write=True) as conn:
         await repository.ensure_partitions(conn, started=range(START, END + 31 * DAY, 28 * DAY))
-        names = (await conn.execute(sa.text(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'call_logs' AND indexname <> 'pk_call_logs'"
-        ))).scalars().all()  # fmt: skip
+        names = (
+            (
+                await conn.execute(
+                    sa.text(
+                        "SELECT indexname FROM pg_indexes WHERE tablename = 'call_logs' AND indexname <> 'pk_call_logs'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         for name in names:
             await conn.execute(sa.text(f"DROP INDEX {name}"))
     await db.dispose()

@@ -15,12 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator
-
 from http.client import HTTPConnection, RemoteDisconnected
+from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -53,18 +52,33 @@ def scenarios(t: TenantInfo) -> dict[str, tuple[dict[str, Any], CallLogQuery]]:
     f, q = CallLogQuery, {}
     return {
         "first page": ({}, f()),
-        "date range": ({"date_from": from_, "date_to": to}, f(date_from=1_717_200_000_000_000, date_to=1_725_148_800_000_000)),
+        "date range": (
+            {"date_from": from_, "date_to": to},
+            f(date_from=1_717_200_000_000_000, date_to=1_725_148_800_000_000),
+        ),
         "call_state": ({"call_state": "not_answered"}, f(call_state="not_answered")),
         "direction": ({"direction": "ext_out"}, f(direction="ext_out")),
-        "duration": ({"duration": {"comparison": "greater_than", "value": 600}}, f(duration_op=">", duration_value=600)),
+        "duration": (
+            {"duration": {"comparison": "greater_than", "value": 600}},
+            f(duration_op=">", duration_value=600),
+        ),
         "call_number": ({"call_number": t.busy_number}, f(call_number=t.busy_number)),
-        "extension_ids": ({"extension_ids": [str(ext), str(t.extension_ids[4])]}, f(extension_ids=tuple(sorted((ext, t.extension_ids[4]))))),
+        "extension_ids": (
+            {"extension_ids": [str(ext), str(t.extension_ids[4])]},
+            f(extension_ids=tuple(sorted((ext, t.extension_ids[4])))),
+        ),
         "hotline_ids": ({"hotline_ids": [str(hot)]}, f(hotline_ids=(hot,))),
         "user_id": ({"user_id": str(user)}, f(user_id=user)),
-        "department_id": ({"department_id": str(dept)}, f(department_id=dept, members=tuple(sorted(t.user_ids[2::3])))),
+        "department_id": (
+            {"department_id": str(dept)},
+            f(department_id=dept, members=tuple(sorted(t.user_ids[2::3]))),
+        ),
         "external_id": ({"external_id": "sdk-1"}, f(external_id="sdk-1")),
-        "3 filters": ({"direction": "in", "call_state": "answered", "hotline_ids": [str(hot)]}, f(direction="in", call_state="answered", hotline_ids=(hot,))),
-    } | q  # fmt: skip
+        "3 filters": (
+            {"direction": "in", "call_state": "answered", "hotline_ids": [str(hot)]},
+            f(direction="in", call_state="answered", hotline_ids=(hot,)),
+        ),
+    } | q
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -141,9 +155,21 @@ def server(data: Dataset, workers: int) -> Iterator[tuple[str, list[int]]]:
         "CALLHISTORY_RATE_LIMIT_PER_SECOND": "0",  # one key drives all the load here
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "callhistory", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "callhistory",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -193,8 +219,10 @@ def wrk(base: str, key: str, body: bytes, seconds: int, connections: int) -> flo
     )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base + LIST],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("Requests/sec"))
     errors = [ln for ln in out.splitlines() if "Non-2xx" in ln or "Socket errors" in ln]
     if errors:
@@ -219,9 +247,19 @@ def handler_ms(data: Dataset, key: str, body: bytes) -> float:
             (b"content-type", b"application/json"),
             (b"authorization", f"Bearer {key}".encode()),
         ]
-        scope = {"type": "http", "method": "POST", "path": LIST, "raw_path": LIST.encode(), "query_string": b"",
-                 "headers": headers, "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
-                 "client": ("127.0.0.1", 1), "root_path": ""}  # fmt: skip
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": LIST,
+            "raw_path": LIST.encode(),
+            "query_string": b"",
+            "headers": headers,
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 1),
+            "root_path": "",
+        }
 
         async def call() -> None:
             sent = False
@@ -296,8 +334,12 @@ def bench(data: Dataset) -> dict[str, Any]:
                 assert response.status == 200, answer
 
             api_ms = timed(api, REQUESTS)
-            out["rows"][name] = {"floor_p50": pct(floor_ms, 0.5), "floor_p99": pct(floor_ms, 0.99),
-                                 "api_p50": pct(api_ms, 0.5), "api_p99": pct(api_ms, 0.99)}  # fmt: skip
+            out["rows"][name] = {
+                "floor_p50": pct(floor_ms, 0.5),
+                "floor_p99": pct(floor_ms, 0.99),
+                "api_p50": pct(api_ms, 0.5),
+                "api_p99": pct(api_ms, 0.99),
+            }
             print(
                 f"  {data.backend} {name:>22}: floor p50 {pct(floor_ms, 0.5):7.2f} ms  api p50 {pct(api_ms, 0.5):7.2f} p99 {pct(api_ms, 0.99):7.2f} ms",
                 flush=True,
@@ -338,15 +380,30 @@ def ingest(data: Dataset) -> float:
 
     tenant = new_tenant(data.url, name="ingest bench")
     batches = [
-        msgspec.json.encode({"call_logs": [
-            {"source_id": f"b{b}-{i}", "started_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
-             "ended_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:40Z",
-             "caller": f"09{(b * 500 + i):08d}", "callee": "19006868", "direction": "in",
-             "call_targets": [{"target_number": "101", "ring_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:01Z",
-                               "answered_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:05Z"}]}
-            for i in range(500)]})
+        msgspec.json.encode(
+            {
+                "call_logs": [
+                    {
+                        "source_id": f"b{b}-{i}",
+                        "started_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+                        "ended_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:40Z",
+                        "caller": f"09{(b * 500 + i):08d}",
+                        "callee": "19006868",
+                        "direction": "in",
+                        "call_targets": [
+                            {
+                                "target_number": "101",
+                                "ring_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:01Z",
+                                "answered_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:05Z",
+                            }
+                        ],
+                    }
+                    for i in range(500)
+                ]
+            }
+        )
         for b in range(40)
-    ]  # fmt: skip
+    ]
     with server(data, 1) as (base, _), httpx.Client(base_url=base, timeout=60) as http:
         headers = {"Authorization": f"Bearer {tenant.ingest}", "Content-Type": "application/json"}
         began = time.perf_counter()
@@ -357,8 +414,10 @@ def ingest(data: Dataset) -> float:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = [f"# Benchmark results\n\n{CALLS:,} calls over 50 tenants; the large tenant has {BIG:,}. "
-             f"{REQUESTS} requests per row (OFFSET: {OFFSET_REQUESTS}). 2 cores. Times in ms.\n"]  # fmt: skip
+    lines = [
+        f"# Benchmark results\n\n{CALLS:,} calls over 50 tenants; the large tenant has {BIG:,}. "
+        f"{REQUESTS} requests per row (OFFSET: {OFFSET_REQUESTS}). 2 cores. Times in ms.\n"
+    ]
     for r in results:
         rows = r["rows"]
         first = rows["first page"]
@@ -368,7 +427,10 @@ def table(results: list[dict[str, Any]]) -> str:
             f"\n## {r['backend']}\n",
             "| page | floor p50 | floor p99 | API p50 | API p99 | API/floor (p50) |",
             "|---|---:|---:|---:|---:|---:|",
-            *[f"| {name} | {v['floor_p50']:.2f} | {v['floor_p99']:.2f} | {v['api_p50']:.2f} | {v['api_p99']:.2f} | {v['api_p50'] / v['floor_p50']:.2f} |" for name, v in rows.items()],
+            *[
+                f"| {name} | {v['floor_p50']:.2f} | {v['floor_p99']:.2f} | {v['api_p50']:.2f} | {v['api_p99']:.2f} | {v['api_p50'] / v['floor_p50']:.2f} |"
+                for name, v in rows.items()
+            ],
             f"| OFFSET {DEPTH:,} (naive) | {r['offset']['p50']:.2f} | {r['offset']['p99']:.2f} | | | |",
             "",
             "| ratio | value | target |",
@@ -381,7 +443,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| pages/s, 1 worker | {r['pages_per_s_1']:.0f} | |",
             f"| pages/s, 2 workers / ceiling ({ceiling:.0f}) | {r['pages_per_s_2']:.0f} ({r['pages_per_s_2'] / ceiling:.0%}) | ≥ 60% |",
             f"| server RSS, 1 / 2 workers | {r['rss_mb_1']:.0f} / {r['rss_mb_2']:.0f} MB | ≤ 200 MB |",
-        ]  # fmt: skip
+        ]
         if "ingest_per_s" in r:
             lines.append(
                 f"| ingest through IngestCallLogs (batches of 500) | {r['ingest_per_s']:.0f} calls/s | ≥ 20,000 |"
