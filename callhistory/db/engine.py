@@ -73,7 +73,7 @@ def open_database(settings: Settings) -> Database:
     pragmas = (*_SQLITE_PRAGMAS, "query_only=ON")
     reader = create_async_engine(
         "sqlite+aiosqlite://",
-        async_creator=inline_sqlite.connector(url.database, pragmas),
+        async_creator=inline_sqlite.connector(url.database, pragmas, settings.statement_timeout_ms),
         poolclass=AsyncAdaptedQueuePool,
         pool_size=settings.pool_size,
     )

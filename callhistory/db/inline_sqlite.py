@@ -9,6 +9,7 @@ the busy timeout for another process's lock, keep aiosqlite's thread (see ``db.e
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -16,12 +17,24 @@ import aiosqlite
 
 
 class InlineConnection(aiosqlite.Connection):
-    """aiosqlite's API, without its thread: each call runs immediately."""
+    """aiosqlite's API, without its thread: each call runs immediately.
+
+    Running on the event loop, a runaway query would stall every request of the worker, so each
+    call has a time budget: SQLite's progress handler interrupts it past the deadline
+    (``OperationalError: interrupted``, answered ``unavailable``).
+    """
+
+    budget_s = 0.0  # 0: no budget
+    _deadline = 0.0
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._connection:
             raise ValueError("Connection closed")
+        self._deadline = time.monotonic() + self.budget_s if self.budget_s else 0.0
         return fn(*args, **kwargs)
+
+    def _over_budget(self) -> int:
+        return int(bool(self._deadline) and time.monotonic() > self._deadline)
 
     async def _connect(self) -> InlineConnection:
         if self._connection is None:
@@ -38,16 +51,22 @@ class InlineConnection(aiosqlite.Connection):
             self._connection = None
 
 
-def connector(path: str, pragmas: tuple[str, ...]) -> Callable[[], Any]:
-    """An ``async_creator`` for SQLAlchemy: autocommit mode (BEGIN is issued explicitly)."""
-
-    def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in pragmas:
-            conn.execute(f"PRAGMA {pragma}")
-        return conn
+def connector(path: str, pragmas: tuple[str, ...], budget_ms: int = 0) -> Callable[[], Any]:
+    """An ``async_creator`` for SQLAlchemy: autocommit mode (BEGIN is issued explicitly), and
+    each statement interrupted after ``budget_ms`` (0: never)."""
 
     async def create() -> InlineConnection:
-        return await InlineConnection(connect, 64)
+        inline: InlineConnection
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            for pragma in pragmas:
+                conn.execute(f"PRAGMA {pragma}")
+            conn.set_progress_handler(lambda: inline._over_budget(), 10_000)
+            return conn
+
+        inline = InlineConnection(connect, 64)
+        inline.budget_s = budget_ms / 1000
+        return await inline
 
     return create
