@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs.query import CallLogQuery
-from callhistory.db.engine import ALL_TENANTS
+from callhistory.db.engine import ALL_TENANTS, beyond
 from callhistory.db.tables import AnyRow, call_logs, users
 from callhistory.paging import Key
 
@@ -118,11 +118,7 @@ def _keyset(
 ) -> list[Condition]:
     if key is None:
         return []
-    position = sa.tuple_(column, c.id)
-    bound = sa.tuple_(sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger))
-    if descending:
-        return [position <= bound if inclusive else position < bound]
-    return [position >= bound if inclusive else position > bound]
+    return [beyond((column, c.id), key, descending=descending, inclusive=inclusive)]
 
 
 def _scan(

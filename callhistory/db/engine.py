@@ -116,6 +116,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def beyond(
+    columns: tuple[sa.ColumnElement[int], sa.ColumnElement[int]],
+    key: tuple[int, int],
+    *,
+    descending: bool,
+    inclusive: bool,
+) -> sa.ColumnElement[bool]:
+    """Keyset condition: rows past ``key`` along ``(sort column, id)`` in the walk's direction
+    (and the row at ``key`` itself when ``inclusive``)."""
+    position = sa.tuple_(*columns)
+    bound = sa.tuple_(sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger))
+    if descending:
+        return position <= bound if inclusive else position < bound
+    return position >= bound if inclusive else position > bound
+
+
 @asynccontextmanager
 async def transaction(db: Database, *, write: bool) -> AsyncIterator[AsyncConnection]:
     """One transaction: committed when the block ends normally, rolled back on any error."""

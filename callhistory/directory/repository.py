@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.db.engine import ALL_TENANTS
+from callhistory.db.engine import ALL_TENANTS, beyond
 from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
 from callhistory.paging import Key
 
@@ -60,12 +60,9 @@ def _scan(
     descending = sort.startswith("-") == forward
     select = sa.select(*columns).where(table.c.tenant_id == tenant_id)
     if key is not None:
-        position = sa.tuple_(column, table.c.id)
-        bound = sa.tuple_(sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger))
-        if descending:
-            select = select.where(position <= bound if inclusive else position < bound)
-        else:
-            select = select.where(position >= bound if inclusive else position > bound)
+        select = select.where(
+            beyond((column, table.c.id), key, descending=descending, inclusive=inclusive)
+        )
     if descending:
         return select.order_by(column.desc(), table.c.id.desc()).limit(limit)
     return select.order_by(column.asc(), table.c.id.asc()).limit(limit)
