@@ -112,8 +112,10 @@ def _id_argument(value: str, name: str) -> int:
 @app.command()
 def serve(
     database: Database = DEFAULT_DATABASE_URL,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[
+        str, typer.Option(envvar="CALLHISTORY_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="CALLHISTORY_PORT", help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API (migrating the database first)."""
