@@ -17,6 +17,7 @@ from callhistory.calllogs.schemas import (
 )
 from callhistory.db.tables import AnyRow
 from callhistory.directory import repository as directory
+from callhistory.ids import format_id
 from callhistory.ingest import repository as legs
 from callhistory.keys.schemas import Principal
 from callhistory.paging import CursorCodec, Key, paginate
@@ -24,10 +25,6 @@ from callhistory.times import format_micros, now_micros
 
 SORTS = tuple(f"{sign}{name}" for name in repository.SORT_COLUMNS for sign in ("", "-"))
 _query_encoder = msgspec.json.Encoder()
-
-
-def _id(value: int | None) -> str:
-    return "" if value is None else str(value)
 
 
 def to_call_log(row: AnyRow) -> CallLog:
@@ -44,21 +41,21 @@ def to_call_log(row: AnyRow) -> CallLog:
         call_targets=cast(list[CallTarget], msgspec.Raw(call_targets)),
         callee=callee,
         caller=caller,
-        contact_id=_id(contact_id),
+        contact_id=format_id(contact_id),
         created_at=format_micros(created_at),
         direction=direction,
         duration=duration,
         ended_at=format_micros(ended_at),
-        extension_id=_id(extension_id),
+        extension_id=format_id(extension_id),
         external_id=external_id or "",
         external_session_id=external_session_id or "",
-        hotline_id=_id(hotline_id),
+        hotline_id=format_id(hotline_id),
         id=str(id_),
         note=note,
         recording_urls=cast(list[str], msgspec.Raw(recording_urls)),
         started_at=format_micros(started_at),
         updated_at=format_micros(updated_at),
-        user_id=_id(user_id),
+        user_id=format_id(user_id),
     )
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.engine import ALL_TENANTS, beyond
-from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
+from callhistory.db.tables import AnyRow, extensions, hotlines, users
 from callhistory.paging import Key
 
 
@@ -152,14 +152,6 @@ async def existing_ids(
         )
         found.update(result.scalars())
     return found
-
-
-TABLES = {
-    "hotlines": hotlines,
-    "departments": departments,
-    "users": users,
-    "extensions": extensions,
-}
 
 
 async def tenants_with_hotline(conn: AsyncConnection, *, number: str) -> list[int]:

@@ -35,10 +35,6 @@ SORTS = ("-created_at", "created_at")
 T = TypeVar("T")
 
 
-def _id(value: int | None) -> str:
-    return "" if value is None else str(value)
-
-
 def hotline_read(row: Any) -> HotlineRead:
     return HotlineRead(
         id=str(row.id),
@@ -68,7 +64,7 @@ def user_read(row: Any) -> UserRead:
         full_name=row.full_name,
         email=row.email,
         phone=row.phone,
-        department_id=_id(row.department_id),
+        department_id=ids.format_id(row.department_id),
         created_at=format_micros(row.created_at),
         updated_at=format_micros(row.updated_at),
     )
@@ -80,12 +76,12 @@ def extension_reader(principal: Principal) -> Callable[[Any], ExtensionRead]:
             id=str(row.id),
             extension_number=row.extension_number,
             extension_password=row.extension_password,
-            hotline_id=_id(row.hotline_id),
-            user_id=_id(row.user_id),
+            hotline_id=ids.format_id(row.hotline_id),
+            user_id=ids.format_id(row.user_id),
             tenant_id=str(principal.tenant_id),
             tenant_domain=principal.tenant_domain,
-            account_id=_id(row.account_id),
-            subscription_id=_id(row.subscription_id),
+            account_id=ids.format_id(row.account_id),
+            subscription_id=ids.format_id(row.subscription_id),
             state=row.state,
             created_at=format_micros(row.created_at),
             updated_at=format_micros(row.updated_at),
