@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+import msgspec
+
+_ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
+
 
 class ApiError(Exception):
     """Base of every error the API renders into ``{"code", "msg", "meta"}``."""
@@ -80,3 +87,21 @@ class Internal(ApiError):
 class Unavailable(ApiError):
     code = "unavailable"
     status = 503
+
+
+def decode_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
+    """Map a msgspec error to ``invalid_argument`` with ``meta.field``, or ``malformed``."""
+    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
+        return Malformed("the body is not valid JSON")
+    text = str(error)
+    located = _ERROR_PATH.search(text)
+    path = located.group("path").lstrip(".") if located else ""
+    detail = text[: located.start()] if located else text
+    unknown = _UNKNOWN_FIELD.match(detail)
+    if unknown:
+        name = unknown.group("name")
+        path = f"{path}.{name}" if path else name
+        detail = "unknown field"
+    elif not path:
+        return Malformed("the body must be a JSON object")
+    return InvalidArgument(path, detail)

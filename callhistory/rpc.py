@@ -26,9 +26,9 @@ from callhistory.errors import (
     BodyTooLarge,
     Internal,
     InvalidArgument,
-    Malformed,
     Unauthenticated,
     Unavailable,
+    decode_error,
 )
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal, Scope
@@ -41,8 +41,6 @@ _RETRYABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutEr
 # connections, serialization failure and deadlock, lock not available.
 _RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
 _PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A-Za-z]+)")
-_ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
 
 
 class Context(msgspec.Struct, kw_only=True):
@@ -127,24 +125,6 @@ def unexpected(exc: Exception) -> ApiError:
         return Unavailable("the store is unavailable, retry later")
     logger.exception("unhandled error")
     return Internal("internal error")
-
-
-def decode_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
-    """Map a msgspec error to ``invalid_argument`` with ``meta.field``, or ``malformed``."""
-    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
-        return Malformed("the body is not valid JSON")
-    text = str(error)
-    located = _ERROR_PATH.search(text)
-    path = located.group("path").lstrip(".") if located else ""
-    detail = text[: located.start()] if located else text
-    unknown = _UNKNOWN_FIELD.match(detail)
-    if unknown:
-        name = unknown.group("name")
-        path = f"{path}.{name}" if path else name
-        detail = "unknown field"
-    elif not path:
-        return Malformed("the body must be a JSON object")
-    return InvalidArgument(path, detail)
 
 
 class Dispatcher:

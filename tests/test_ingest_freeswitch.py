@@ -516,3 +516,38 @@ def test_shared_pbx_credentials_find_the_tenant(database_url: str, server: objec
         assert post(api, "wrong", one, user="freeswitch").status_code == 401
         assert len(calls(api, by_domain)) == 1 and len(calls(api, by_hotline)) == 1
         api.close()
+
+
+def test_unusable_cdrs_are_400_not_500(api: Api, tenant: Tenant) -> None:
+    b = b_leg(
+        uuid=uid(),
+        a_uuid="x",
+        caller="0912",
+        destination="101",
+        start=T0,
+        answer=0,
+        end=T0 + S,
+        cause="NO_ANSWER",
+        sip_status="480",
+    )
+    del b["variables"]["originating_leg_uuid"]
+    b["callflow"][0]["caller_profile"]["originator"] = {"originator_caller_profiles": {"x": 1}}
+    response = post(api, tenant.ingest, b)
+    assert response.status_code == 400
+    assert "originator" in response.json()["msg"]
+    long_number = "0" * 100
+    a = a_leg(
+        uuid=uid(),
+        caller=long_number,
+        destination="19006868",
+        start=T0,
+        answer=0,
+        end=T0 + S,
+        cause="NO_ANSWER",
+        b_legs=[],
+    )
+    response = post(api, tenant.ingest, a)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_argument"
+    assert response.json()["meta"]["field"] == "call_logs[0].caller"
+    assert calls(api, tenant) == []

@@ -111,8 +111,11 @@ def parse(doc: Any) -> FreeSwitchCdr:
     )
     a_leg = var("originating_leg_uuid")
     if not a_leg and originator:
-        callers = originator.get("originator_caller_profiles") or [{}]
-        a_leg = str(callers[0].get("uuid", "")) if isinstance(callers[0], dict) else ""
+        callers = originator.get("originator_caller_profiles")
+        first = callers[0] if isinstance(callers, list) and callers else None
+        if not isinstance(first, dict) or not first.get("uuid"):
+            raise CdrError("a B-leg whose originator names no A-leg uuid")
+        a_leg = str(first["uuid"])
     answer = _micros(var("answer_uepoch"))
     cause = var("hangup_cause")
     sip_status = var("sip_term_status")

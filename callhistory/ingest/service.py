@@ -18,7 +18,7 @@ from callhistory.calllogs.numbers import normalize
 from callhistory.calllogs.schemas import CallTarget
 from callhistory.db.tables import extensions, hotlines, users
 from callhistory.directory import repository as directory
-from callhistory.errors import InvalidArgument, PermissionDenied
+from callhistory.errors import InvalidArgument, PermissionDenied, decode_error
 from callhistory.ingest import repository
 from callhistory.ingest.legs import Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
@@ -241,10 +241,22 @@ async def ingest_legs(
     call_ids = list(dict.fromkeys(leg.call_id for leg in legs))
     stored = await repository.legs_of(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
     items = [
-        assemble(call_id, [_leg_decoder.decode(data) for data in stored[call_id]])
-        for call_id in call_ids
+        _checked(i, assemble(call_id, [_leg_decoder.decode(data) for data in stored[call_id]]))
+        for i, call_id in enumerate(call_ids)
     ]
     return await ingest(conn, principal=principal, items=items)
+
+
+def _checked(index: int, item: IngestCallLog) -> IngestCallLog:
+    """An assembled item held to the same limits as one posted to IngestCallLogs (a PBX may
+    write a 100-digit caller; the store would refuse it with an error instead of a reason)."""
+    try:
+        return msgspec.convert(msgspec.to_builtins(item), IngestCallLog)
+    except msgspec.ValidationError as exc:
+        error = decode_error(exc)
+        if not isinstance(error, InvalidArgument):
+            raise error from None
+        raise error.within(f"call_logs[{index}]", source_id=item.source_id) from None
 
 
 async def pbx_principal(
