@@ -17,11 +17,13 @@ from pathlib import Path
 
 import msgspec
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from callhistory.calllogs.numbers import normalize
+from callhistory.calllogs.service import render
 from callhistory.config import Settings
 from callhistory.db.engine import open_database, transaction
-from callhistory.db.migrate import upgrade
+from callhistory.db.migrate import alembic_config, upgrade
 from callhistory.db.tables import call_logs
 from callhistory.directory import service as directory
 from callhistory.directory.schemas import (
@@ -196,32 +198,34 @@ def rows(info: TenantInfo, rng: random.Random, first_id: int) -> Iterator[tuple[
         ended = started + (duration + rng.randint(3, 30)) * 1_000_000
         created = started + rng.randint(1, 120) * 1_000_000
         external = f"sdk-{rng.randrange(10**9)}" if rng.random() < 0.05 else None
-        yield (
-            info.id,
-            first_id + i,
-            f"src-{info.id}-{i}",
-            caller,
-            callee,
-            normalize(caller),
-            normalize(callee),
-            direction,
-            "answered" if answered else "not_answered",
-            "P" if answered else "N",
-            started,
-            ended,
-            duration,
-            info.extension_ids[ext_index],
-            info.user_ids[ext_index],
-            info.hotline_ids[ext_index % 3],
-            None,
-            external,
-            f"sess-{rng.randrange(10**9)}" if external else None,
-            '["https://rec.example.vn/r.mp3"]' if answered else "[]",
-            rng.choice(targets),
-            "",
-            created,
-            created,
-        )
+        values = {
+            "tenant_id": info.id,
+            "id": first_id + i,
+            "source_id": f"src-{info.id}-{i}",
+            "caller": caller,
+            "callee": callee,
+            "caller_norm": normalize(caller),
+            "callee_norm": normalize(callee),
+            "direction": direction,
+            "call_state": "answered" if answered else "not_answered",
+            "call_status": "P" if answered else "N",
+            "started_at": started,
+            "ended_at": ended,
+            "duration": duration,
+            "extension_id": info.extension_ids[ext_index],
+            "user_id": info.user_ids[ext_index],
+            "hotline_id": info.hotline_ids[ext_index % 3],
+            "contact_id": None,
+            "external_id": external,
+            "external_session_id": f"sess-{rng.randrange(10**9)}" if external else None,
+            "recording_urls": '["https://rec.example.vn/r.mp3"]' if answered else "[]",
+            "call_targets": rng.choice(targets),
+            "note": "",
+            "created_at": created,
+            "updated_at": created,
+        }
+        values["doc"] = render(values)
+        yield tuple(values[name] for name in COLUMNS)
 
 
 def _index_ddl(dialect: sa.Dialect) -> list[str]:
@@ -232,13 +236,20 @@ def _index_ddl(dialect: sa.Dialect) -> list[str]:
     ]
 
 
+def cache_name(backend: str, sizes: Sizes) -> str:
+    """A data set's cache name; it names the schema revision, so a new migration rebuilds it."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return f"{backend}-{sizes.total}-r{head}"
+
+
 def build_sqlite(sizes: Sizes, *, seed: int = 11) -> Dataset:
-    path = DATA / f"sqlite-{sizes.total}.db"
+    path = DATA / f"{cache_name('sqlite', sizes)}.db"
     meta = path.with_suffix(".json")
     if meta.exists() and path.exists():
         return msgspec.json.decode(meta.read_bytes(), type=Dataset)
     DATA.mkdir(exist_ok=True)
-    path.unlink(missing_ok=True)
+    for stale in DATA.glob(f"sqlite-{sizes.total}*"):
+        stale.unlink()
     url = f"sqlite:///{path}"
     rng = random.Random(seed)
     infos = asyncio.run(_directory(url, sizes, rng))
@@ -319,7 +330,7 @@ async def _load_postgres(url: str, infos: list[TenantInfo], rng: random.Random) 
 
 
 def build_postgres(sizes: Sizes, url: str, *, seed: int = 11) -> Dataset:
-    meta = DATA / f"postgresql-{sizes.total}.json"
+    meta = DATA / f"{cache_name('postgresql', sizes)}.json"
     if meta.exists():
         return msgspec.json.decode(meta.read_bytes(), type=Dataset)
     rng = random.Random(seed)

@@ -75,6 +75,11 @@ class PostgresCluster:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return self.url(name)
 
+    def drop_database(self, name: str) -> None:
+        self._run(
+            "dropdb", "--if-exists", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name
+        )
+
     def stop(self) -> None:
         try:
             self._run(

@@ -15,7 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from callhistory.calllogs import repository
 from callhistory.calllogs.query import CallLogQuery
-from callhistory.calllogs.repository import PAGE_COLUMNS, _scan
+from callhistory.calllogs.repository import page_select
+from callhistory.calllogs.service import render
 from callhistory.config import Settings
 from callhistory.db.engine import create_engine
 from callhistory.db.tables import call_logs
@@ -51,8 +52,7 @@ def test_sqlite_plan_uses_an_index(
 ) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("SQLite plan")
-    select = _scan(
-        PAGE_COLUMNS,
+    select = page_select(
         tenant_id=int(tenant.id),
         query=QUERIES[name],
         sort="-started_at",
@@ -85,7 +85,7 @@ def big_tenant(database_url: str, server: object) -> tuple[int, set[str]]:
     def row(i: int, tenant: int) -> dict[str, Any]:
         direction = rng.choice(["in", "out", "ext"])
         number = f"09{rng.randrange(10**8):08d}"
-        return {
+        values = {
             "tenant_id": tenant,
             "id": 10**17 + i,
             "source_id": f"s{i}",
@@ -111,6 +111,7 @@ def big_tenant(database_url: str, server: object) -> tuple[int, set[str]]:
             "created_at": start + i,
             "updated_at": start + i,
         }
+        return values | {"doc": render(values)}
 
     rows = [row(i, tenant_id) for i in range(BIG)] + [row(BIG + i, neighbour) for i in range(1000)]
 
@@ -155,8 +156,7 @@ def test_postgresql_plan_uses_an_index_at_100k_calls(
     database_url: str, big_tenant: tuple[int, set[str]], name: str, deep: bool
 ) -> None:
     tenant_id, populated = big_tenant
-    select = _scan(
-        PAGE_COLUMNS,
+    select = page_select(
         tenant_id=tenant_id,
         query=QUERIES[name],
         sort="-started_at",

@@ -30,29 +30,6 @@ SORT_COLUMNS: dict[str, sa.Column[int]] = {
     "updated_at": c.updated_at,
     "duration": c.duration,
 }
-# What a page returns: every column of the wire shape.
-PAGE_COLUMNS = (
-    c.id,
-    c.caller,
-    c.callee,
-    c.direction,
-    c.call_state,
-    c.call_status,
-    c.started_at,
-    c.ended_at,
-    c.duration,
-    c.extension_id,
-    c.user_id,
-    c.hotline_id,
-    c.contact_id,
-    c.external_id,
-    c.external_session_id,
-    c.recording_urls,
-    c.call_targets,
-    c.note,
-    c.created_at,
-    c.updated_at,
-)
 _COMPARE = {
     "=": operator.eq,
     "!=": operator.ne,
@@ -160,6 +137,29 @@ def _scan(
     return ordered(outer, union.c._k, union.c.id).limit(limit)
 
 
+def page_select(
+    *,
+    tenant_id: int,
+    query: CallLogQuery,
+    sort: str,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+    inclusive: bool = False,
+) -> sa.Select[Any]:
+    """Up to ``limit`` rows of (sort value, id, rendered document) beyond ``key``."""
+    return _scan(
+        (SORT_COLUMNS[sort.lstrip("-")], c.id, c.doc),
+        tenant_id=tenant_id,
+        query=query,
+        sort=sort,
+        key=key,
+        forward=forward,
+        limit=limit,
+        inclusive=inclusive,
+    )
+
+
 async def fetch_page(
     conn: AsyncConnection,
     *,
@@ -171,8 +171,7 @@ async def fetch_page(
     limit: int,
     inclusive: bool,
 ) -> list[AnyRow]:
-    select = _scan(
-        PAGE_COLUMNS,
+    select = page_select(
         tenant_id=tenant_id,
         query=query,
         sort=sort,

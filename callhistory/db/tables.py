@@ -156,6 +156,9 @@ call_logs = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
+    # The call log's whole wire JSON, rendered when the row is written (calllogs.service.render):
+    # a page is the stored documents joined, not 20 columns per row decoded and re-encoded.
+    sa.Column("doc", sa.LargeBinary, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "started_at", "id"),
     postgresql_partition_by="RANGE (started_at)",
 )

@@ -16,6 +16,7 @@ from callhistory import ids
 from callhistory.calllogs import repository as calllogs
 from callhistory.calllogs.numbers import normalize
 from callhistory.calllogs.schemas import CallTarget
+from callhistory.calllogs.service import render
 from callhistory.db.tables import extensions, hotlines, users
 from callhistory.directory import repository as directory
 from callhistory.errors import InvalidArgument, PermissionDenied, decode_error
@@ -203,13 +204,13 @@ async def ingest(
         old = stored.get(source_id)
         if old is None:
             new_id = next(fresh)
-            inserts.append({**row, "id": new_id, "created_at": now, "updated_at": now})
+            insert = {**row, "id": new_id, "created_at": now, "updated_at": now}
+            inserts.append(insert | {"doc": render(insert)})
             outcome[source_id] = IngestedCallLog(id=str(new_id), source_id=source_id, created=True)
             continue
         if any(old._mapping[name] != value for name, value in row.items()):
-            updates.append(
-                {**row, "id": old.id, "updated_at": now, "previous_started_at": old.started_at}
-            )
+            update = {**row, "id": old.id, "created_at": old.created_at, "updated_at": now}
+            updates.append(update | {"doc": render(update), "previous_started_at": old.started_at})
         outcome[source_id] = IngestedCallLog(id=str(old.id), source_id=source_id, created=False)
     await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
     await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
