@@ -29,9 +29,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bench.data import DATA, Dataset, Sizes, TenantInfo, build_postgres, build_sqlite, cache_name
 from callhistory.calllogs.query import CallLogQuery
-from callhistory.calllogs.repository import _scan, page_select
+from callhistory.calllogs.repository import page_select
 from callhistory.calllogs.schemas import CallLog
-from callhistory.db.tables import call_logs
 from callhistory.paging import CursorCodec
 from tests.harness import free_port
 from tests.pgserver import PostgresCluster
@@ -47,7 +46,7 @@ RESULTS = Path(__file__).resolve().parent / "results.md"
 LIST = "/v1/shop.Etelecom/ListCallLogs"
 # The floor reads the columns a call log is made of, as a plain server would, and encodes them.
 # (The service itself reads each call's document, rendered when the call was stored.)
-WIRE_COLUMNS = tuple(call_logs.c[name] for name in CallLog.__struct_fields__)
+WIRE_COLUMNS = CallLog.__struct_fields__
 
 
 def scenarios(t: TenantInfo) -> dict[str, tuple[dict[str, Any], CallLogQuery]]:
@@ -120,21 +119,21 @@ class Floor:
         return self.loop.run_until_complete(self.pg.fetch(sql, *params))
 
     def page(self, sql: str, params: list[Any]) -> bytes:
-        names = [str(c.name) for c in WIRE_COLUMNS]
+        names = WIRE_COLUMNS
         return orjson.dumps([dict(zip(names, row)) for row in self.fetch(sql, params)])
 
 
 def page_sql(
     floor: Floor, tenant: int, query: CallLogQuery, key: tuple[int, int] | None
 ) -> tuple[str, list[Any]]:
-    select = _scan(
-        WIRE_COLUMNS,
+    select = page_select(
         tenant_id=tenant,
         query=query,
         sort="-started_at",
         key=key,
         forward=True,
         limit=101,
+        columns=WIRE_COLUMNS,
     )
     return floor.sql(select)
 
@@ -364,14 +363,14 @@ def bench(data: Dataset) -> dict[str, Any]:
         REQUESTS,
     )
     out["documents_p50"] = pct(documents_ms, 0.5)
-    naive = _scan(
-        WIRE_COLUMNS,
+    naive = page_select(
         tenant_id=big.id,
         query=CallLogQuery(),
         sort="-started_at",
         key=None,
         forward=True,
         limit=100,
+        columns=WIRE_COLUMNS,
     )
     offset_sql, offset_params = floor.sql(naive.offset(DEPTH))
     offset_ms = timed(lambda: floor.page(offset_sql, offset_params), OFFSET_REQUESTS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, get_type_hints
 
@@ -36,7 +37,13 @@ from callhistory.ratelimit import RateLimiter
 from callhistory.schemas import ErrorEnvelope
 
 logger = logging.getLogger("callhistory")
-_RETRYABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
+_RETRYABLE = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sqlite3.OperationalError,  # busy, locked, or interrupted past its time budget
+    OSError,
+    TimeoutError,
+)
 # PostgreSQL SQLSTATEs: connection errors, query cancelled (statement timeout), shutdown, too many
 # connections, serialization failure and deadlock, lock not available.
 _RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
@@ -108,13 +115,13 @@ def error_response(error: ApiError) -> Response:
 
 
 def _retryable(exc: Exception) -> bool:
-    """A failure of the store that may pass: unreachable, timed out, locked, overloaded."""
+    """A failure of the store that may pass: unreachable, timed out, locked, overloaded.
+    Hot reads run on the driver (``db.engine.fetch``), so its own errors count too."""
     if isinstance(exc, _RETRYABLE):
         return True
-    if isinstance(exc, sa.exc.DBAPIError):
-        state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", "") or "")
-        return state.startswith(_RETRYABLE_STATES)
-    return False
+    driver_error = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    state = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", "")
+    return str(state or "").startswith(_RETRYABLE_STATES)
 
 
 def unexpected(exc: Exception) -> ApiError:

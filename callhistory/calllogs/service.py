@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import msgspec
@@ -16,7 +16,6 @@ from callhistory.calllogs.schemas import (
     ListCallLogsRequest,
     ListCallLogsResponse,
 )
-from callhistory.db.tables import AnyRow
 from callhistory.directory import repository as directory
 from callhistory.ids import format_id
 from callhistory.ingest import repository as legs
@@ -71,7 +70,9 @@ async def list_call_logs(
         )
         query = msgspec.structs.replace(query, members=members)
 
-    async def fetch(key: Key | None, forward: bool, limit: int, inclusive: bool) -> list[AnyRow]:
+    async def fetch(
+        key: Key | None, forward: bool, limit: int, inclusive: bool
+    ) -> list[Sequence[Any]]:
         return await repository.fetch_page(
             conn,
             tenant_id=tenant_id,

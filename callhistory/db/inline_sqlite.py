@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -32,6 +32,13 @@ class InlineConnection(aiosqlite.Connection):
             raise ValueError("Connection closed")
         self._deadline = time.monotonic() + self.budget_s if self.budget_s else 0.0
         return fn(*args, **kwargs)
+
+    def fetch_all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Rows of one statement, straight from sqlite3 (see ``db.engine.fetch``)."""
+        if not self._connection:
+            raise ValueError("Connection closed")
+        self._deadline = time.monotonic() + self.budget_s if self.budget_s else 0.0
+        return self._connection.execute(sql, params).fetchall()
 
     def _over_budget(self) -> int:
         return int(bool(self._deadline) and time.monotonic() > self._deadline)

@@ -3,9 +3,13 @@ caller's tenant is found); everything else is addressed by id."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from callhistory.db.engine import fetch
 from callhistory.db.tables import AnyRow, api_keys, service_state, tenants
 
 
@@ -56,22 +60,26 @@ async def insert_key(
     )
 
 
-async def find_active_key(conn: AsyncConnection, *, key_hash: str) -> AnyRow | None:
-    """The unrevoked key with this hash, joined with its tenant."""
-    result = await conn.execute(
-        sa.select(
-            api_keys.c.id,
-            api_keys.c.key_hash,
-            api_keys.c.scope,
-            api_keys.c.tenant_id,
-            tenants.c.domain,
-            tenants.c.timezone,
-            tenants.c.status,
-        )
-        .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+_ACTIVE_KEY = (
+    sa.select(
+        api_keys.c.id,
+        api_keys.c.key_hash,
+        api_keys.c.scope,
+        api_keys.c.tenant_id,
+        tenants.c.domain,
+        tenants.c.timezone,
+        tenants.c.status,
     )
-    return result.first()
+    .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+    .where(api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+)
+
+
+async def find_active_key(conn: AsyncConnection, *, key_hash: str) -> Sequence[Any] | None:
+    """The unrevoked key with this hash, joined with its tenant: (id, key_hash, scope,
+    tenant_id, domain, timezone, status). Every request starts here, so it runs on the driver."""
+    rows = await fetch(conn, _ACTIVE_KEY, {"key_hash": key_hash})
+    return rows[0] if rows else None
 
 
 async def revoke_key(conn: AsyncConnection, *, key_id: int, now: int) -> AnyRow | None:

@@ -106,18 +106,21 @@ async def authenticate(conn: AsyncConnection, *, key: str, needed: Scope) -> Pri
         raise Unauthenticated("unknown API key")
     digest = hash_key(key)
     row = await repository.find_active_key(conn, key_hash=digest)
+    if row is None:
+        raise Unauthenticated("unknown or revoked API key")
+    key_id, key_hash, scope, tenant_id, domain, timezone, status = row
     # The lookup is by hash; compare again in constant time so no code path compares secrets
     # byte by byte.
-    if row is None or not hmac.compare_digest(str(row.key_hash), digest):
+    if not hmac.compare_digest(str(key_hash), digest):
         raise Unauthenticated("unknown or revoked API key")
-    if row.status != TenantStatus.ACTIVE:
+    if status != TenantStatus.ACTIVE:
         raise PermissionDenied("this tenant is suspended")
     principal = Principal(
-        key_id=row.id,
-        tenant_id=row.tenant_id,
-        tenant_domain=row.domain or "",
-        timezone=row.timezone,
-        scope=Scope(row.scope),
+        key_id=key_id,
+        tenant_id=tenant_id,
+        tenant_domain=domain or "",
+        timezone=timezone,
+        scope=Scope(scope),
     )
     if not principal.allows(needed):
         raise PermissionDenied(f"this method needs a key with scope {needed.value!r}")
