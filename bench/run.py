@@ -388,48 +388,70 @@ def bench(data: Dataset) -> dict[str, Any]:
             flush=True,
         )
     if data.backend == "sqlite":
-        out["ingest_per_s"] = ingest(data)
-        print(f"  sqlite ingest: {out['ingest_per_s']:.0f} calls/s", flush=True)
+        rates = ingest(data)
+        out["ingest_per_s"], out["ingest_per_s_2"] = rates[1], rates[2]
+        print(f"  sqlite ingest: {rates[1]:.0f} / {rates[2]:.0f} calls/s", flush=True)
     return out
 
 
-def ingest(data: Dataset) -> float:
-    """Calls/s through IngestCallLogs in batches of 500, into a scratch tenant."""
+INGEST_BATCHES = int(os.environ.get("BENCH_INGEST_BATCHES", 40))
+
+
+def ingest_batch(b: int) -> bytes:
+    """500 calls as a PBX would post them: new source ids, one answered target each."""
+    calls = []
+    for i in range(500):
+        minute = f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}"
+        calls.append(
+            {
+                "source_id": f"b{b}-{i}",
+                "started_at": f"{minute}:00Z",
+                "ended_at": f"{minute}:40Z",
+                "caller": f"09{(b * 500 + i):08d}",
+                "callee": "19006868",
+                "direction": "in",
+                "call_targets": [
+                    {
+                        "target_number": "101",
+                        "ring_time": f"{minute}:01Z",
+                        "answered_time": f"{minute}:05Z",
+                    }
+                ],
+            }
+        )
+    return msgspec.json.encode({"call_logs": calls})
+
+
+def ingest(data: Dataset) -> dict[int, float]:
+    """Calls/s through IngestCallLogs in batches of 500 into a scratch tenant, with 1 and with
+    2 batches in flight (two PBXs posting at once), each over its own keep-alive connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tests.harness import new_tenant
 
     tenant = new_tenant(data.url, name="ingest bench")
-    batches = [
-        msgspec.json.encode(
-            {
-                "call_logs": [
-                    {
-                        "source_id": f"b{b}-{i}",
-                        "started_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
-                        "ended_at": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:40Z",
-                        "caller": f"09{(b * 500 + i):08d}",
-                        "callee": "19006868",
-                        "direction": "in",
-                        "call_targets": [
-                            {
-                                "target_number": "101",
-                                "ring_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:01Z",
-                                "answered_time": f"2025-0{1 + b % 9}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:05Z",
-                            }
-                        ],
-                    }
-                    for i in range(500)
-                ]
-            }
-        )
-        for b in range(40)
-    ]
-    with server(data, 1) as (base, _), httpx.Client(base_url=base, timeout=60) as http:
-        headers = {"Authorization": f"Bearer {tenant.ingest}", "Content-Type": "application/json"}
-        began = time.perf_counter()
-        for batch in batches:
-            response = http.post("/v1/pbx.Etelecom/IngestCallLogs", content=batch, headers=headers)
-            assert response.status_code == 200, response.text
-        return len(batches) * 500 / (time.perf_counter() - began)
+    headers = {"Authorization": f"Bearer {tenant.ingest}", "Content-Type": "application/json"}
+    rates = {}
+    with server(data, 1) as (base, _):
+        port = int(base.rsplit(":", 1)[1])
+        for in_flight in (1, 2):
+            first = in_flight * INGEST_BATCHES
+            batches = [ingest_batch(first + b) for b in range(INGEST_BATCHES)]
+
+            def post(share: list[bytes]) -> None:
+                http = HTTPConnection("127.0.0.1", port)
+                for batch in share:
+                    http.request("POST", "/v1/pbx.Etelecom/IngestCallLogs", batch, headers)
+                    response = http.getresponse()
+                    answer = response.read()
+                    assert response.status == 200, answer
+                http.close()
+
+            began = time.perf_counter()
+            with ThreadPoolExecutor(in_flight) as pool:
+                list(pool.map(post, [batches[i::in_flight] for i in range(in_flight)]))
+            rates[in_flight] = len(batches) * 500 / (time.perf_counter() - began)
+    return rates
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -466,7 +488,7 @@ def table(results: list[dict[str, Any]]) -> str:
         ]
         if "ingest_per_s" in r:
             lines.append(
-                f"| ingest through IngestCallLogs (batches of 500) | {r['ingest_per_s']:.0f} calls/s | ≥ 20,000 |"
+                f"| ingest through IngestCallLogs (batches of 500), 1 / 2 in flight | {r['ingest_per_s']:.0f} / {r['ingest_per_s_2']:.0f} calls/s | ≥ 20,000 |"
             )
     return "\n".join(lines) + "\n"
 

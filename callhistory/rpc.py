@@ -159,23 +159,33 @@ class Dispatcher:
             method = self._route(request)
             body = await read_body(request, self._max_body)
             key = _bearer(request)
-            async with transaction(self._db, write=method.write) as conn:
-                principal = await keys.authenticate(conn, key=key, needed=method.scope)
-                self._limiter.take(principal.key_id)
-                try:
-                    decoded = method.decoder.decode(body)
-                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    raise decode_error(exc) from None
-                if b"\\u0000" in body:
-                    _reject_nul(decoded, "")
-                context = Context(conn=conn, principal=principal, cursor_secret=self._secret)
-                result = await method.handler(context, decoded)
+            if method.write:
+                # The key is checked on the reader, so a write holds the write lock only for
+                # its own statements (see db.engine.transaction).
+                async with transaction(self._db, write=False) as conn:
+                    principal = await self._admit(conn, key, method)
+                decoded = _decode(method, body)
+                async with transaction(self._db, write=True) as conn:
+                    result = await method.handler(self._context(conn, principal), decoded)
+            else:
+                async with transaction(self._db, write=False) as conn:
+                    principal = await self._admit(conn, key, method)
+                    decoded = _decode(method, body)
+                    result = await method.handler(self._context(conn, principal), decoded)
             request.state.tenant_id = principal.tenant_id
         except ApiError as error:
             return error_response(error)
         except Exception as exc:  # the one place unexpected failures become an envelope
             return error_response(unexpected(exc))
         return Response(_encoder.encode(result), media_type="application/json")
+
+    async def _admit(self, conn: AsyncConnection, key: str, method: Method) -> Principal:
+        principal = await keys.authenticate(conn, key=key, needed=method.scope)
+        self._limiter.take(principal.key_id)
+        return principal
+
+    def _context(self, conn: AsyncConnection, principal: Principal) -> Context:
+        return Context(conn=conn, principal=principal, cursor_secret=self._secret)
 
     def _route(self, request: Request) -> Method:
         match = _PATH.fullmatch(request.path_params["target"])
@@ -191,6 +201,16 @@ class Dispatcher:
         if media_type != "application/json":
             raise BadRoute("Content-Type must be application/json")
         return method
+
+
+def _decode(method: Method, body: bytes) -> msgspec.Struct:
+    try:
+        decoded: msgspec.Struct = method.decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise decode_error(exc) from None
+    if b"\\u0000" in body:
+        _reject_nul(decoded, "")
+    return decoded
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -198,3 +198,20 @@ def test_ingest_needs_an_ingest_key(api: Api, tenant: Tenant) -> None:
         prefix="pbx",
     )
     assert rows(api, tenant) == []
+
+
+def test_concurrent_batches_are_all_stored(api: Api, tenant: Tenant) -> None:
+    """Batches posted at once queue for the write lock; none is lost, none fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(batch: int) -> list[dict[str, Any]]:
+        client = Api(str(api.http.base_url))
+        try:
+            return client.ingest(tenant.ingest, [call(f"c{batch}-{i}") for i in range(50)])
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(post, range(12)))
+    assert all(item["created"] for result in results for item in result)
+    assert len({c["id"] for c in rows(api, tenant)}) == 12 * 50

@@ -33,6 +33,11 @@ class InlineConnection(aiosqlite.Connection):
         self._deadline = time.monotonic() + self.budget_s if self.budget_s else 0.0
         return fn(*args, **kwargs)
 
+    def begin(self) -> None:
+        if not self._connection:
+            raise ValueError("Connection closed")
+        self._connection.execute("BEGIN")
+
     def fetch_all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Rows of one statement, straight from sqlite3 (see ``db.engine.fetch``)."""
         if not self._connection:

@@ -78,9 +78,10 @@ def _targets(targets: list[CallTarget], tz: str) -> tuple[list[CallTarget], int 
     return out, first_answer
 
 
-def _row(item: IngestCallLog, tz: str, newest: int) -> dict[str, Any]:
-    """The stored columns of one item, with call_state, call_status and duration derived.
-    Errors name fields relative to the item."""
+def _row(item: IngestCallLog, tz: str, newest: int) -> tuple[dict[str, Any], str]:
+    """The stored columns of one item, with call_state, call_status and duration derived, and
+    the number of the first target that answered ("" if none). Errors name fields relative to
+    the item."""
     started = parse_request_time(item.started_at, "started_at", tz)
     if not EARLIEST_CALL <= started <= newest:
         raise InvalidArgument("started_at", "must be between 2000-01-01 and tomorrow")
@@ -108,6 +109,7 @@ def _row(item: IngestCallLog, tz: str, newest: int) -> dict[str, Any]:
         duration = (
             (answered_end - first_answer) // 1_000_000 if answered_end and first_answer else 0
         )
+    answered = next((t.target_number for t in targets if t.status == "answered"), "")
     return {
         "source_id": item.source_id,
         "caller": item.caller,
@@ -129,7 +131,7 @@ def _row(item: IngestCallLog, tz: str, newest: int) -> dict[str, Any]:
         "recording_urls": _encoder.encode(item.recording_urls).decode(),
         "call_targets": _encoder.encode(targets).decode(),
         "note": item.note,
-    }
+    }, answered
 
 
 async def _check_references(
@@ -149,21 +151,19 @@ async def _check_references(
                 )
 
 
-async def _attribute(conn: AsyncConnection, *, tenant_id: int, rows: list[dict[str, Any]]) -> None:
-    """Fill a missing extension, user and hotline from the numbers the PBX saw."""
+async def _attribute(
+    conn: AsyncConnection, *, tenant_id: int, rows: list[dict[str, Any]], answered: list[str]
+) -> None:
+    """Fill a missing extension, user and hotline from the numbers the PBX saw (``answered``:
+    each row's first answering target)."""
     if all(row["extension_id"] and row["hotline_id"] and row["user_id"] for row in rows):
         return
     by_number = await directory.extensions_by_number(conn, tenant_id=tenant_id)
     hotline_ids = await directory.hotlines_by_number(conn, tenant_id=tenant_id)
-    for row in rows:
+    for row, target in zip(rows, answered, strict=True):
         if row["extension_id"] is None:
             if row["direction"] in _INBOUND:
-                answered = [
-                    t["target_number"]
-                    for t in msgspec.json.decode(row["call_targets"])
-                    if t["status"] == "answered"
-                ]
-                ext = by_number.get(answered[0]) if answered else None
+                ext = by_number.get(target) if target else None
             else:
                 ext = by_number.get(row["caller"]) if row["direction"] in _OUTBOUND else None
             if ext is not None:
@@ -183,15 +183,17 @@ async def ingest(
     field: str = "call_logs",
 ) -> list[IngestedCallLog]:
     tenant_id = principal.tenant_id
-    rows = []
+    rows, answered = [], []
     newest = now_micros() + _DAY
     for i, item in enumerate(items):
         try:
-            rows.append(_row(item, principal.timezone, newest))
+            row, target = _row(item, principal.timezone, newest)
         except InvalidArgument as error:
             raise error.within(f"{field}[{i}]", source_id=item.source_id) from None
+        rows.append(row)
+        answered.append(target)
     await _check_references(conn, tenant_id=tenant_id, rows=rows, field=field)
-    await _attribute(conn, tenant_id=tenant_id, rows=rows)
+    await _attribute(conn, tenant_id=tenant_id, rows=rows, answered=answered)
     await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
     latest = {row["source_id"]: row for row in rows}  # a source id twice in a batch: last wins
     stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
