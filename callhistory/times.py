@@ -38,8 +38,10 @@ def _second_text(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
+@lru_cache(maxsize=8192)
 def format_micros(value: int | None) -> str | None:
-    """RFC 3339 UTC with ``Z``; fraction only when non-zero (milliseconds when exact)."""
+    """RFC 3339 UTC with ``Z``; fraction only when non-zero (milliseconds when exact).
+    Cached: a batch's calls share their created and updated times, and often their legs'."""
     if value is None:
         return None
     seconds, frac = divmod(value, 1_000_000)

@@ -301,8 +301,9 @@ async def insert_many(
     if not rows:
         return
     sql, order = _insert_sql(conn.dialect, ("tenant_id", *rows[0]))
-    params = [tuple(tenant_id if key == "tenant_id" else row[key] for key in order) for row in rows]
-    await conn.exec_driver_sql(sql, params)
+    assert order[0] == "tenant_id"
+    values = operator.itemgetter(*order[1:])
+    await conn.exec_driver_sql(sql, [(tenant_id, *values(row)) for row in rows])
 
 
 @lru_cache(maxsize=8)
