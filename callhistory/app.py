@@ -19,7 +19,6 @@ from callhistory.calllogs import service as calllogs
 from callhistory.calllogs.handlers import methods as calllog_methods
 from callhistory.config import Settings
 from callhistory.db.engine import open_database, transaction
-from callhistory.db.migrate import upgrade
 from callhistory.directory.handlers import methods as directory_methods
 from callhistory.ingest.handlers import FreeSwitchEndpoint
 from callhistory.ingest.handlers import methods as ingest_methods
@@ -44,6 +43,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
+            # Imported here: workers started by `callhistory serve` never migrate, and Alembic
+            # would add 11 MB to each of them.
+            from callhistory.db.migrate import upgrade
+
             await upgrade(db.writer)
         async with transaction(db, write=True) as conn:
             await calllogs.prepare_partitions(conn)

@@ -115,6 +115,28 @@ def test_call_number_of_an_extension_compares_as_written(api: Api, data: Dataset
     assert check(api, data, {"call_number": "101"}, {"call_number_party": "101"})
 
 
+def test_a_call_from_a_number_to_itself_is_listed_once(api: Api, database_url: str) -> None:
+    tenant = new_tenant(database_url, name="self calls")
+    calls = [
+        {
+            "source_id": f"self-{i}",
+            "started_at": f"2025-03-0{i + 1}T08:00:00Z",
+            "caller": caller,
+            "callee": callee,
+            "direction": "out",
+        }
+        for i, (caller, callee) in enumerate(
+            [("0912000111", "+84912000111"), ("0912000111", "19006868"), ("0987", "0912000111")]
+        )
+    ]
+    stored = [item["id"] for item in api.ingest(tenant.ingest, calls)]
+    # Newest first; the first call matches both as caller and as callee.
+    assert ids(api, tenant, {"call_number": "84912000111"}) == stored[::-1]
+    # Pages of one call each walk the same calls, each once.
+    pages = api.walk(tenant.read, {"filter": {"call_number": "0912000111"}, "paging": {"limit": 1}})
+    assert [row["id"] for page in pages for row in page] == stored[::-1]
+
+
 def test_call_number_that_nobody_called_matches_nothing(api: Api, data: Dataset) -> None:
     assert ids(api, data.tenant, {"call_number": "0999999999"}) == []
 

@@ -152,11 +152,13 @@ def _conditions(shape: _Shape) -> list[Condition]:
 
 
 def _branches(shape: _Shape) -> tuple[list[Condition], list[Condition]]:
-    """Split the OR-shaped filters: one becomes UNION branches, the others plain predicates."""
+    """Split the OR-shaped filters: one becomes UNION branches, the others plain predicates.
+    The branches of one filter never match the same call: a call has one extension and one
+    hotline, and the callee branch leaves out calls the caller branch has."""
     ors: list[list[Condition]] = []
     if shape.call_number:
         number = _bind("call_number")
-        ors.append([c.caller_norm == number, c.callee_norm == number])
+        ors.append([c.caller_norm == number, (c.callee_norm == number) & (c.caller_norm != number)])
     if shape.extensions:
         ors.append([c.extension_id == v for v in _ids("extension_id", shape.extensions)])
     if shape.hotlines:
@@ -195,13 +197,14 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
     if len(branches) <= 1:
         select = sa.select(*columns).where(*conds, *branches)
         return ordered(select, column, c.id).limit(limit)
+    # Branches match disjoint sets of calls (see _branches), so UNION ALL: nothing to compare.
     parts = [
         ordered(sa.select(*columns, column.label("_k")).where(*conds, branch), column, c.id)
         .limit(limit)
         .subquery()
         for branch in branches
     ]
-    union = sa.union(*(sa.select(part) for part in parts)).subquery()
+    union = sa.union_all(*(sa.select(part) for part in parts)).subquery()
     outer = sa.select(*(union.c[col.name] for col in columns))
     return ordered(outer, union.c._k, union.c.id).limit(limit)
 
