@@ -51,9 +51,12 @@ _PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A
 
 
 class Context(msgspec.Struct, kw_only=True):
-    """What a handler may use: the request's transaction and who is calling."""
+    """What a handler may use: the request's transaction, who is calling, and, for a write, a
+    read transaction for lookups that need not hold the write lock (``read`` is ``conn`` for
+    reads)."""
 
     conn: AsyncConnection
+    read: AsyncConnection
     principal: Principal
     cursor_secret: bytes
 
@@ -159,19 +162,17 @@ class Dispatcher:
             method = self._route(request)
             body = await read_body(request, self._max_body)
             key = _bearer(request)
-            if method.write:
-                # The key is checked on the reader, so a write holds the write lock only for
-                # its own statements (see db.engine.transaction).
-                async with transaction(self._db, write=False) as conn:
-                    principal = await self._admit(conn, key, method)
+            async with transaction(self._db, write=False) as read:
+                principal = await self._admit(read, key, method)
                 decoded = _decode(method, body)
-                async with transaction(self._db, write=True) as conn:
-                    result = await method.handler(self._context(conn, principal), decoded)
-            else:
-                async with transaction(self._db, write=False) as conn:
-                    principal = await self._admit(conn, key, method)
-                    decoded = _decode(method, body)
-                    result = await method.handler(self._context(conn, principal), decoded)
+                if method.write:
+                    # The key and the lookups are on the reader, so a write holds the write
+                    # lock only for its own statements (see db.engine.transaction).
+                    async with transaction(self._db, write=True) as conn:
+                        context = self._context(conn, read, principal)
+                        result = await method.handler(context, decoded)
+                else:
+                    result = await method.handler(self._context(read, read, principal), decoded)
             request.state.tenant_id = principal.tenant_id
         except ApiError as error:
             return error_response(error)
@@ -184,8 +185,10 @@ class Dispatcher:
         self._limiter.take(principal.key_id)
         return principal
 
-    def _context(self, conn: AsyncConnection, principal: Principal) -> Context:
-        return Context(conn=conn, principal=principal, cursor_secret=self._secret)
+    def _context(
+        self, conn: AsyncConnection, read: AsyncConnection, principal: Principal
+    ) -> Context:
+        return Context(conn=conn, read=read, principal=principal, cursor_secret=self._secret)
 
     def _route(self, request: Request) -> Method:
         match = _PATH.fullmatch(request.path_params["target"])

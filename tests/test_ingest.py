@@ -215,3 +215,21 @@ def test_concurrent_batches_are_all_stored(api: Api, tenant: Tenant) -> None:
         results = list(pool.map(post, range(12)))
     assert all(item["created"] for result in results for item in result)
     assert len({c["id"] for c in rows(api, tenant)}) == 12 * 50
+
+
+def test_the_same_calls_posted_at_once_are_stored_once(api: Api, tenant: Tenant) -> None:
+    """PBXs retry: identical batches racing each other create each call exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(round_: int) -> list[dict[str, Any]]:
+        client = Api(str(api.http.base_url))
+        try:
+            return client.ingest(tenant.ingest, [call(f"same-{round_}-{i}") for i in range(50)])
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(post, [r for r in range(4) for _ in range(6)]))
+    assert sum(item["created"] for result in results for item in result) == 4 * 50
+    assert len({item["id"] for result in results for item in result}) == 4 * 50
+    assert len(rows(api, tenant)) == 4 * 50

@@ -17,10 +17,11 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.calllogs.query import CallLogQuery
 from callhistory.db.engine import ALL_TENANTS, beyond, fetch
-from callhistory.db.tables import AnyRow, call_logs, users
+from callhistory.db.tables import call_logs, users
 from callhistory.paging import Key
 
 c = call_logs.c
@@ -282,39 +283,70 @@ async def exists_beyond(
     return bool(await fetch(conn, _statement(shape), values))
 
 
+_SOURCE_CHUNK = 100
+# Stored calls by source id, 100 ids per statement (a short chunk repeats its last id), so one
+# statement serves every batch (see db.engine.fetch).
+_BY_SOURCE = sa.select(*(col for col in call_logs.columns if col.name != "doc")).where(
+    c.tenant_id == _bind("tenant_id"),
+    c.source_id.in_([_bind(f"source_{i}") for i in range(_SOURCE_CHUNK)]),
+)
+_BY_SOURCE_NAMES = tuple(col.name for col in call_logs.columns if col.name != "doc")
+
+
 async def find_by_source(
     conn: AsyncConnection, *, tenant_id: int, source_ids: Sequence[str]
-) -> dict[str, AnyRow]:
-    """Stored rows of these PBX call ids, by source id."""
-    found: dict[str, AnyRow] = {}
-    for start in range(0, len(source_ids), 500):
-        chunk = source_ids[start : start + 500]
-        result = await conn.execute(
-            sa.select(call_logs).where(c.tenant_id == tenant_id, c.source_id.in_(chunk))
-        )
-        found.update({row.source_id: row for row in result})
+) -> dict[str, dict[str, Any]]:
+    """Stored calls (every column but the document) of these PBX call ids, by source id."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(source_ids), _SOURCE_CHUNK):
+        chunk = list(source_ids[start : start + _SOURCE_CHUNK])
+        chunk += chunk[-1:] * (_SOURCE_CHUNK - len(chunk))
+        params: dict[str, Any] = {f"source_{i}": v for i, v in enumerate(chunk)}
+        params["tenant_id"] = tenant_id
+        for row in await fetch(conn, _BY_SOURCE, params):
+            stored = dict(zip(_BY_SOURCE_NAMES, row, strict=True))
+            found[stored["source_id"]] = stored
     return found
+
+
+# Rows per INSERT: a whole batch (x 25 columns: within both backends' 32,766 parameters).
+_INSERT_ROWS = 100
 
 
 async def insert_many(
     conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Insert new calls; executed on the driver in one go (measured: the generic path spent
-    more time building parameters than SQLite spent inserting)."""
+    """Insert new calls, up to 500 per multi-row INSERT run on the driver.
+
+    Measured: the generic path spent more time building parameters than SQLite spent
+    inserting, and a row-by-row executemany hands the GIL back and forth 500 times a batch,
+    so a second request's Python stalled the insert (and the other way round).
+    """
     if not rows:
         return
-    sql, order = _insert_sql(conn.dialect, ("tenant_id", *rows[0]))
-    assert order[0] == "tenant_id"
-    values = operator.itemgetter(*order[1:])
-    await conn.exec_driver_sql(sql, [(tenant_id, *values(row)) for row in rows])
+    # The table's order (tenant_id first), which is the order of the compiled VALUES.
+    names = tuple(col.name for col in call_logs.columns if col.name in rows[0])
+    values = operator.itemgetter(*names)
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start : start + _INSERT_ROWS]
+        sql = _insert_sql(conn.dialect, names, len(chunk))
+        params = [v for row in chunk for v in (tenant_id, *values(row))]
+        await conn.exec_driver_sql(sql, tuple(params))
 
 
-@lru_cache(maxsize=8)
-def _insert_sql(dialect: sa.Dialect, names: tuple[str, ...]) -> tuple[str, list[str]]:
-    """The INSERT for these columns in the driver's own SQL, and its parameter order."""
-    statement = call_logs.insert().values({name: sa.bindparam(name) for name in names})
+@lru_cache(maxsize=128)
+def _insert_sql(dialect: sa.Dialect, names: tuple[str, ...], count: int) -> str:
+    """An INSERT of ``count`` rows of (tenant_id, *names) in the driver's own SQL; its
+    parameters go row by row, in that column order."""
+    columns = ("tenant_id", *names)
+    statement = call_logs.insert().values(
+        [{name: sa.bindparam(f"{name}_{i}") for name in columns} for i in range(count)]
+    )
     compiled = statement.compile(dialect=dialect)
-    return str(compiled), list(compiled.positiontup or [])
+    assert isinstance(compiled, SQLCompiler)
+    expected = [f"{name}_{i}" for i in range(count) for name in columns]
+    assert list(compiled.positiontup or []) == expected, "columns out of the table's order"
+    return str(compiled)
 
 
 async def update_many(

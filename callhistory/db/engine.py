@@ -205,6 +205,8 @@ async def fetch(
     read by position. Listeners of ``before_cursor_execute`` (the tests' tenant-scope checker)
     still see every statement.
     """
+    if not conn.in_transaction():
+        await conn.begin()  # the driver call below belongs to conn's transaction
     sql, names, constants = _compiled(conn.dialect, statement)
     values = [params[name] if name in params else constants[name] for name in names]
     sync = conn.sync_connection

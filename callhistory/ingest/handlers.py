@@ -26,7 +26,9 @@ methods = MethodSet(service="Etelecom", prefixes=("pbx",))
 @methods.rpc(scope=Scope.INGEST, write=True)
 async def IngestCallLogs(ctx: Context, request: IngestCallLogsRequest) -> IngestCallLogsResponse:
     """Store up to 1000 call logs atomically; idempotent on source_id."""
-    stored = await service.ingest(ctx.conn, principal=ctx.principal, items=request.call_logs)
+    stored = await service.ingest(
+        ctx.conn, principal=ctx.principal, items=request.call_logs, read=ctx.read
+    )
     return IngestCallLogsResponse(call_logs=stored)
 
 

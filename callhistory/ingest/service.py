@@ -7,6 +7,7 @@ rewritten in place (same id and created_at) if and only if something changed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -32,6 +33,10 @@ _INBOUND = ("in", "ext_in")
 _OUTBOUND = ("out", "ext", "ext_out")
 _DAY = 86_400_000_000
 EARLIEST_CALL = 946_684_800_000_000  # 2000-01-01T00:00:00Z: older "calls" are clock errors
+# Validating and rendering a 500-call batch is ~10 ms of Python; yielding to the event loop
+# every 50 calls lets another batch's database steps (and page reads) go on in between,
+# instead of waiting for the whole batch (measured: two batches in flight were slower than one).
+_SLICE = 50
 _REFERENCES = (("extension_id", extensions), ("user_id", users), ("hotline_id", hotlines))
 
 
@@ -181,39 +186,61 @@ async def ingest(
     principal: Principal,
     items: list[IngestCallLog],
     field: str = "call_logs",
+    read: AsyncConnection | None = None,
 ) -> list[IngestedCallLog]:
+    """Validate, attribute and render a batch, then store it in ``conn``'s transaction.
+
+    Everything up to ``lock_for_ingest`` only reads (the directory, through ``read`` when
+    given), so on SQLite the write lock is taken for the last steps alone and another batch is
+    prepared meanwhile. Documents are rendered as for new calls; the few that turn out to be
+    known are rendered again as updates.
+    """
     tenant_id = principal.tenant_id
     rows, answered = [], []
     newest = now_micros() + _DAY
     for i, item in enumerate(items):
+        if i % _SLICE == _SLICE - 1:
+            await asyncio.sleep(0)  # let other requests' results in between (see _SLICE)
         try:
             row, target = _row(item, principal.timezone, newest)
         except InvalidArgument as error:
             raise error.within(f"{field}[{i}]", source_id=item.source_id) from None
         rows.append(row)
         answered.append(target)
-    await _check_references(conn, tenant_id=tenant_id, rows=rows, field=field)
-    await _attribute(conn, tenant_id=tenant_id, rows=rows, answered=answered)
-    await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
+    lookups = read or conn
+    await _check_references(lookups, tenant_id=tenant_id, rows=rows, field=field)
+    await _attribute(lookups, tenant_id=tenant_id, rows=rows, answered=answered)
     latest = {row["source_id"]: row for row in rows}  # a source id twice in a batch: last wins
-    stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
     now = now_micros()
-    fresh = iter(ids.new_ids(len(latest) - len(stored)))
+    new = {
+        source_id: {**row, "id": new_id, "created_at": now, "updated_at": now}
+        for (source_id, row), new_id in zip(latest.items(), ids.new_ids(len(latest)), strict=True)
+    }
+    documents = {}
+    for i, (source_id, insert) in enumerate(new.items()):
+        if i % _SLICE == _SLICE - 1:
+            await asyncio.sleep(0)
+        documents[source_id] = render(insert)
+    await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
+    stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     outcome: dict[str, IngestedCallLog] = {}
     for source_id, row in latest.items():
         old = stored.get(source_id)
         if old is None:
-            new_id = next(fresh)
-            insert = {**row, "id": new_id, "created_at": now, "updated_at": now}
-            inserts.append(insert | {"doc": render(insert)})
-            outcome[source_id] = IngestedCallLog(id=str(new_id), source_id=source_id, created=True)
+            insert = new[source_id]
+            inserts.append(insert | {"doc": documents[source_id]})
+            outcome[source_id] = IngestedCallLog(
+                id=str(insert["id"]), source_id=source_id, created=True
+            )
             continue
-        if any(old._mapping[name] != value for name, value in row.items()):
-            update = {**row, "id": old.id, "created_at": old.created_at, "updated_at": now}
-            updates.append(update | {"doc": render(update), "previous_started_at": old.started_at})
-        outcome[source_id] = IngestedCallLog(id=str(old.id), source_id=source_id, created=False)
+        if any(old[name] != value for name, value in row.items()):
+            update = {**row, "id": old["id"], "created_at": old["created_at"], "updated_at": now}
+            updates.append(
+                update | {"doc": render(update), "previous_started_at": old["started_at"]}
+            )
+        outcome[source_id] = IngestedCallLog(id=str(old["id"]), source_id=source_id, created=False)
     await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
     await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await calllogs.update_many(conn, tenant_id=tenant_id, rows=updates)
