@@ -168,17 +168,19 @@ def beyond(
 ) -> sa.ColumnElement[bool]:
     """Keyset condition: rows past ``key`` (values, or bind parameters) along
     ``(sort column, id)`` in the walk's direction (and the row at ``key`` itself when
-    ``inclusive``)."""
-    position = sa.tuple_(*columns)
-    bound = sa.tuple_(
-        *(
-            part if isinstance(part, sa.ColumnElement) else sa.literal(part, sa.BigInteger)
-            for part in key
-        )
+    ``inclusive``).
+
+    The sort column's bound is also stated on its own: PostgreSQL prunes partitions by it,
+    not by the row comparison (measured: a page 1M calls deep read every monthly partition).
+    """
+    value, id_ = (
+        part if isinstance(part, sa.ColumnElement) else sa.literal(part, sa.BigInteger)
+        for part in key
     )
+    position, bound = sa.tuple_(*columns), sa.tuple_(value, id_)
     if descending:
-        return position <= bound if inclusive else position < bound
-    return position >= bound if inclusive else position > bound
+        return sa.and_(columns[0] <= value, position <= bound if inclusive else position < bound)
+    return sa.and_(columns[0] >= value, position >= bound if inclusive else position > bound)
 
 
 @lru_cache(maxsize=1024)
