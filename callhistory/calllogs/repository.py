@@ -283,9 +283,9 @@ async def exists_beyond(
     return bool(await fetch(conn, _statement(shape), values))
 
 
-_SOURCE_CHUNK = 100
-# Stored calls by source id, 100 ids per statement (a short chunk repeats its last id), so one
-# statement serves every batch (see db.engine.fetch).
+_SOURCE_CHUNK = 500
+# Stored calls by source id, a whole batch per statement (a short one repeats its last id), so
+# one statement serves every batch (see db.engine.fetch).
 _BY_SOURCE = sa.select(*(col for col in call_logs.columns if col.name != "doc")).where(
     c.tenant_id == _bind("tenant_id"),
     c.source_id.in_([_bind(f"source_{i}") for i in range(_SOURCE_CHUNK)]),

@@ -216,35 +216,30 @@ async def ingest(
         source_id: {**row, "id": new_id, "created_at": now, "updated_at": now}
         for (source_id, row), new_id in zip(latest.items(), ids.new_ids(len(latest)), strict=True)
     }
-    documents = {}
-    for i, (source_id, insert) in enumerate(new.items()):
+    for i, insert in enumerate(new.values()):
         if i % _SLICE == _SLICE - 1:
             await asyncio.sleep(0)
-        documents[source_id] = render(insert)
+        insert["doc"] = render(insert)
     await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
     stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
-    inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    outcome: dict[str, IngestedCallLog] = {}
-    for source_id, row in latest.items():
-        old = stored.get(source_id)
-        if old is None:
-            insert = new[source_id]
-            inserts.append(insert | {"doc": documents[source_id]})
-            outcome[source_id] = IngestedCallLog(
-                id=str(insert["id"]), source_id=source_id, created=True
-            )
-            continue
+    for source_id, old in stored.items():
+        row = latest[source_id]
         if any(old[name] != value for name, value in row.items()):
             update = {**row, "id": old["id"], "created_at": old["created_at"], "updated_at": now}
             updates.append(
                 update | {"doc": render(update), "previous_started_at": old["started_at"]}
             )
-        outcome[source_id] = IngestedCallLog(id=str(old["id"]), source_id=source_id, created=False)
     await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
+    inserts = [insert for source_id, insert in new.items() if source_id not in stored]
     await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await calllogs.update_many(conn, tenant_id=tenant_id, rows=updates)
-    return [outcome[row["source_id"]] for row in rows]
+    return [
+        IngestedCallLog(id=str(stored[source_id]["id"]), source_id=source_id, created=False)
+        if source_id in stored
+        else IngestedCallLog(id=str(new[source_id]["id"]), source_id=source_id, created=True)
+        for source_id in (row["source_id"] for row in rows)
+    ]
 
 
 _leg_decoder = msgspec.json.Decoder(Leg)
