@@ -275,8 +275,10 @@ def build_sqlite(sizes: Sizes, *, seed: int = 11) -> Dataset:
             f"  sqlite: tenant {info.id}: {info.calls} calls ({time.perf_counter() - began:.0f}s)",
             flush=True,
         )
+    loaded = time.perf_counter()
     for ddl in _index_ddl(sa.dialects.sqlite.dialect()):
         db.execute(ddl)
+    print(f"  sqlite: indexes in {time.perf_counter() - loaded:.0f}s", flush=True)
     db.execute("ANALYZE")
     db.close()
     print(f"  sqlite: built in {time.perf_counter() - began:.0f}s", flush=True)
@@ -339,3 +341,10 @@ def build_postgres(sizes: Sizes, url: str, *, seed: int = 11) -> Dataset:
     data = Dataset(backend="postgresql", url=url, total=sizes.total, tenants=infos)
     meta.write_bytes(msgspec.json.encode(data))
     return data
+
+
+if __name__ == "__main__":
+    # python -m bench.data URL TOTAL BIG: the PostgreSQL data set, built beside SQLite's.
+    import sys
+
+    build_postgres(Sizes(total=int(sys.argv[2]), big=int(sys.argv[3])), sys.argv[1])

@@ -86,6 +86,14 @@ def scenarios(t: TenantInfo) -> dict[str, tuple[dict[str, Any], CallLogQuery]]:
     } | q
 
 
+STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    """A progress line, with the minutes since the run began (the run is bounded: 15 min)."""
+    print(f"[{(time.monotonic() - STARTED) / 60:4.1f} min] {message}", flush=True)
+
+
 def pct(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
@@ -339,6 +347,7 @@ def bench(data: Dataset) -> dict[str, Any]:
         def floor_call(sql: str, params: list[Any]) -> Callable[[], bytes]:
             return lambda: floor.page(sql, params)
 
+        log(f"{data.backend}: pages")
         runs: dict[str, tuple[Callable[[], Any], Callable[[], None]]] = {}
         for name, (filter_, query, key) in cases.items():
             sql, params = page_sql(floor, big.id, query, key)  # type: ignore[arg-type]
@@ -365,9 +374,8 @@ def bench(data: Dataset) -> dict[str, Any]:
                 "api_p50": pct(api_ms, 0.5),
                 "api_p99": pct(api_ms, 0.99),
             }
-            print(
-                f"  {data.backend} {name:>22}: floor p50 {pct(floor_ms, 0.5):7.2f} ms  api p50 {pct(api_ms, 0.5):7.2f} p99 {pct(api_ms, 0.99):7.2f} ms",
-                flush=True,
+            log(
+                f"{data.backend} {name:>22}: floor p50 {pct(floor_ms, 0.5):7.2f} ms  api p50 {pct(api_ms, 0.5):7.2f} p99 {pct(api_ms, 0.99):7.2f} ms"
             )
     documents_sql, documents_params = floor.sql(
         page_select(
@@ -396,22 +404,22 @@ def bench(data: Dataset) -> dict[str, Any]:
     offset_sql, offset_params = floor.sql(naive.offset(DEPTH))
     offset_ms = timed(lambda: floor.page(offset_sql, offset_params), OFFSET_REQUESTS)
     out["offset"] = {"p50": pct(offset_ms, 0.5), "p99": pct(offset_ms, 0.99), "n": OFFSET_REQUESTS}
-    print(f"  {data.backend} OFFSET {DEPTH:,}: p50 {pct(offset_ms, 0.5):.1f} ms", flush=True)
+    log(f"{data.backend} OFFSET {DEPTH:,}: p50 {pct(offset_ms, 0.5):.1f} ms")
     body = msgspec.json.encode({})
     out["handler_ms"] = handler_ms(data, big.key, body)
+    log(f"{data.backend} handler in-process: {out['handler_ms']:.2f} ms")
     for workers in (1, 2):
         with server(data, workers) as (base, pids):
             wrk(base, big.key, body, 2, 8)  # warm
             out[f"pages_per_s_{workers}"] = wrk(base, big.key, body, LOAD_SECONDS, 8)
             out[f"rss_mb_{workers}"] = rss_mb(pids[0])
-        print(
-            f"  {data.backend} {workers} worker(s): {out[f'pages_per_s_{workers}']:.0f} pages/s, RSS {out[f'rss_mb_{workers}']:.0f} MB",
-            flush=True,
+        log(
+            f"{data.backend} {workers} worker(s): {out[f'pages_per_s_{workers}']:.0f} pages/s, RSS {out[f'rss_mb_{workers}']:.0f} MB"
         )
     if data.backend == "sqlite":
         rates = ingest(data)
         out["ingest_per_s"], out["ingest_per_s_2"] = rates[1], rates[2]
-        print(f"  sqlite ingest: {rates[1]:.0f} / {rates[2]:.0f} calls/s", flush=True)
+        log(f"sqlite ingest: {rates[1]:.0f} / {rates[2]:.0f} calls/s")
     return out
 
 
@@ -516,24 +524,36 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     sizes = Sizes(total=CALLS, big=BIG)
-    results = []
-    if "sqlite" in BACKENDS:
-        print("sqlite: data set", flush=True)
-        results.append(bench(build_sqlite(sizes)))
-    if "postgresql" in BACKENDS:
-        cluster = PostgresCluster(DATA / "pg").start()
-        try:
+    cluster = PostgresCluster(DATA / "pg").start() if "postgresql" in BACKENDS else None
+    try:
+        builder = None
+        if cluster is not None:
             sizes_name = cache_name("postgresql", sizes)
             database = sizes_name.replace("-", "_")
-            url = cluster.url(database)
+            url = cluster.url(database)  # the kept cluster listens on a new port each run
             if not (DATA / f"{sizes_name}.json").exists():
                 cluster.drop_database(database)  # a build that was cut short
                 cluster.create_database(database)
-            print("postgresql: data set", flush=True)
+                # Built by a second process while this one builds SQLite's (about 4 and 7
+                # minutes, on 2 cores), so that a first run stays within its 15 minutes.
+                builder = subprocess.Popen(
+                    [sys.executable, "-m", "bench.data", url, str(CALLS), str(BIG)]
+                )
+        results = []
+        if "sqlite" in BACKENDS:
+            log("sqlite: data set")
+            sqlite_data = build_sqlite(sizes)
+        if builder is not None and builder.wait() != 0:
+            raise RuntimeError("building the PostgreSQL data set failed")
+        if "sqlite" in BACKENDS:
+            results.append(bench(sqlite_data))
+        if cluster is not None:
+            log("postgresql: data set")
             data = build_postgres(sizes, url)
-            data.url = url  # the kept cluster listens on a new port each run
+            data.url = url
             results.append(bench(data))
-        finally:
+    finally:
+        if cluster is not None:
             cluster.stop()
     text = table(results)
     RESULTS.write_text(text)
