@@ -534,8 +534,8 @@ def main() -> None:
             if not (DATA / f"{sizes_name}.json").exists():
                 cluster.drop_database(database)  # a build that was cut short
                 cluster.create_database(database)
-                # Built by a second process while this one builds SQLite's (about 4 and 7
-                # minutes, on 2 cores), so that a first run stays within its 15 minutes.
+                # Built by a second process while this one builds SQLite's (6 and 7.5 minutes
+                # side by side on 2 cores), so that a first run stays within its 15 minutes.
                 builder = subprocess.Popen(
                     [sys.executable, "-m", "bench.data", url, str(CALLS), str(BIG)]
                 )
