@@ -50,7 +50,7 @@ _EQUAL = ("call_state", "direction", "user_id", "external_id", "external_session
 
 class _Shape(NamedTuple):
     """What a page statement's SQL depends on; every value goes in as a bind parameter (named
-    as in ``_parameters``), so one compiled statement serves every page of the same shape."""
+    as in ``_page``), so one compiled statement serves every page of the same shape."""
 
     filters: tuple[str, ...]  # date_from, date_to, the _EQUAL ones, department_id (unresolved)
     duration_op: str | None
@@ -65,7 +65,7 @@ class _Shape(NamedTuple):
     columns: tuple[str, ...]
 
 
-def _parameters(
+def _page(
     tenant_id: int,
     q: CallLogQuery,
     *,
@@ -73,9 +73,12 @@ def _parameters(
     key: Key | None,
     forward: bool,
     limit: int,
-    inclusive: bool,
-    columns: tuple[str, ...],
-) -> tuple[_Shape, dict[str, Any]]:
+    inclusive: bool = False,
+    columns: tuple[str, ...] = (),
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """A page's statement (cached per shape) and its values by bind-parameter name. Its rows are
+    (sort value, id, rendered document), or ``columns``."""
+    columns = columns or (sort.lstrip("-"), "id", "doc")
     values: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
     filters = []
     for name in ("date_from", "date_to", *_EQUAL):
@@ -112,7 +115,7 @@ def _parameters(
         inclusive=inclusive,
         columns=columns,
     )
-    return shape, values
+    return _statement(shape), values
 
 
 def _bind(name: str) -> sa.BindParameter[Any]:
@@ -221,9 +224,8 @@ def page_select(
     inclusive: bool = False,
     columns: tuple[str, ...] = (),
 ) -> sa.Select[Any]:
-    """A page's statement with its values bound: rows of (sort value, id, rendered document),
-    or of ``columns``."""
-    shape, values = _parameters(
+    """A page's statement with its values bound (for EXPLAIN and the benchmark's floor)."""
+    statement, values = _page(
         tenant_id,
         query,
         sort=sort,
@@ -231,9 +233,9 @@ def page_select(
         forward=forward,
         limit=limit,
         inclusive=inclusive,
-        columns=columns or (sort.lstrip("-"), "id", "doc"),
+        columns=columns,
     )
-    return _statement(shape).params(values)
+    return statement.params(values)
 
 
 async def fetch_page(
@@ -248,17 +250,10 @@ async def fetch_page(
     inclusive: bool,
 ) -> list[Sequence[Any]]:
     """Up to ``limit`` rows of (sort value, id, rendered document) beyond ``key``."""
-    shape, values = _parameters(
-        tenant_id,
-        query,
-        sort=sort,
-        key=key,
-        forward=forward,
-        limit=limit,
-        inclusive=inclusive,
-        columns=(sort.lstrip("-"), "id", "doc"),
+    page = _page(
+        tenant_id, query, sort=sort, key=key, forward=forward, limit=limit, inclusive=inclusive
     )
-    return list(await fetch(conn, _statement(shape), values))
+    return list(await fetch(conn, *page))
 
 
 async def exists_beyond(
@@ -270,17 +265,8 @@ async def exists_beyond(
     key: Key,
     forward: bool,
 ) -> bool:
-    shape, values = _parameters(
-        tenant_id,
-        query,
-        sort=sort,
-        key=key,
-        forward=forward,
-        limit=1,
-        inclusive=False,
-        columns=("id",),
-    )
-    return bool(await fetch(conn, _statement(shape), values))
+    page = _page(tenant_id, query, sort=sort, key=key, forward=forward, limit=1, columns=("id",))
+    return bool(await fetch(conn, *page))
 
 
 _SOURCE_CHUNK = 500
