@@ -51,9 +51,9 @@ _PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A
 
 
 class Context(msgspec.Struct, kw_only=True):
-    """What a handler may use: the request's transaction, who is calling, and, for a write, a
-    read transaction for lookups that need not hold the write lock (``read`` is ``conn`` for
-    reads)."""
+    """What a handler may use: the request's transaction, who is calling, and, for a write on
+    a SQLite file, a read transaction for lookups that need not hold the write lock (otherwise
+    ``read`` is ``conn``)."""
 
     conn: AsyncConnection
     read: AsyncConnection
@@ -162,12 +162,15 @@ class Dispatcher:
             method = self._route(request)
             body = await read_body(request, self._max_body)
             key = _bearer(request)
-            async with transaction(self._db, write=False) as read:
+            # On a SQLite file a write checks the key and does its lookups on the reader, so it
+            # holds the write lock only for its own statements (see db.engine.transaction).
+            # Where reads and writes share one pool (PostgreSQL), a write takes one connection:
+            # two per request could all be held while each waits for its second.
+            apart = method.write and self._db.reader is not self._db.writer
+            async with transaction(self._db, write=method.write and not apart) as read:
                 principal = await self._admit(read, key, method)
                 decoded = _decode(method, body)
-                if method.write:
-                    # The key and the lookups are on the reader, so a write holds the write
-                    # lock only for its own statements (see db.engine.transaction).
+                if apart:
                     async with transaction(self._db, write=True) as conn:
                         context = self._context(conn, read, principal)
                         result = await method.handler(context, decoded)

@@ -233,3 +233,27 @@ def test_the_same_calls_posted_at_once_are_stored_once(api: Api, tenant: Tenant)
     assert sum(item["created"] for result in results for item in result) == 4 * 50
     assert len({item["id"] for result in results for item in result}) == 4 * 50
     assert len(rows(api, tenant)) == 4 * 50
+
+
+def test_more_concurrent_batches_than_pooled_connections(database_url: str) -> None:
+    """A write must not need two connections of one pool: with more batches in flight than
+    connections, each would hold one and wait for another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from callhistory.config import Settings
+    from tests.harness import ServerThread, new_tenant
+
+    tenant = new_tenant(database_url, name="small pool")
+    settings = Settings(database_url=database_url, pool_size=2, rate_limit_per_second=0)
+    with ServerThread(settings) as server:
+
+        def post(batch: int) -> list[dict[str, Any]]:
+            client = Api(server.base_url)
+            try:
+                return client.ingest(tenant.ingest, [call(f"p{batch}-{i}") for i in range(20)])
+            finally:
+                client.close()
+
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(post, range(6)))
+    assert sum(item["created"] for result in results for item in result) == 6 * 20
