@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.harness import Api, Tenant
+from callhistory.config import Settings
+from tests.harness import Api, ServerThread, Tenant, new_tenant
 
 
 def call(source_id: str, **fields: Any) -> dict[str, Any]:
@@ -200,60 +202,44 @@ def test_ingest_needs_an_ingest_key(api: Api, tenant: Tenant) -> None:
     assert rows(api, tenant) == []
 
 
-def test_concurrent_batches_are_all_stored(api: Api, tenant: Tenant) -> None:
-    """Batches posted at once queue for the write lock; none is lost, none fails."""
-    from concurrent.futures import ThreadPoolExecutor
+def post_at_once(base_url: str, key: str, batches: list[list[dict[str, Any]]]) -> list[Any]:
+    """Post the batches from 6 threads at once, each over its own connection; the items
+    IngestCallLogs answered, batch after batch."""
 
-    def post(batch: int) -> list[dict[str, Any]]:
-        client = Api(str(api.http.base_url))
+    def post(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        client = Api(base_url)
         try:
-            return client.ingest(tenant.ingest, [call(f"c{batch}-{i}") for i in range(50)])
+            return client.ingest(key, batch)
         finally:
             client.close()
 
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(post, range(12)))
-    assert all(item["created"] for result in results for item in result)
+        return [item for answer in pool.map(post, batches) for item in answer]
+
+
+def test_concurrent_batches_are_all_stored(api: Api, tenant: Tenant) -> None:
+    """Batches posted at once queue for the write lock; none is lost, none fails."""
+    batches = [[call(f"c{b}-{i}") for i in range(50)] for b in range(12)]
+    items = post_at_once(str(api.http.base_url), tenant.ingest, batches)
+    assert all(item["created"] for item in items)
     assert len({c["id"] for c in rows(api, tenant)}) == 12 * 50
 
 
 def test_the_same_calls_posted_at_once_are_stored_once(api: Api, tenant: Tenant) -> None:
     """PBXs retry: identical batches racing each other create each call exactly once."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def post(round_: int) -> list[dict[str, Any]]:
-        client = Api(str(api.http.base_url))
-        try:
-            return client.ingest(tenant.ingest, [call(f"same-{round_}-{i}") for i in range(50)])
-        finally:
-            client.close()
-
-    with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(post, [r for r in range(4) for _ in range(6)]))
-    assert sum(item["created"] for result in results for item in result) == 4 * 50
-    assert len({item["id"] for result in results for item in result}) == 4 * 50
+    batches = [[call(f"same-{r}-{i}") for i in range(50)] for r in range(4) for _ in range(6)]
+    items = post_at_once(str(api.http.base_url), tenant.ingest, batches)
+    assert sum(item["created"] for item in items) == 4 * 50
+    assert len({item["id"] for item in items}) == 4 * 50
     assert len(rows(api, tenant)) == 4 * 50
 
 
 def test_more_concurrent_batches_than_pooled_connections(database_url: str) -> None:
     """A write must not need two connections of one pool: with more batches in flight than
     connections, each would hold one and wait for another."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from callhistory.config import Settings
-    from tests.harness import ServerThread, new_tenant
-
     tenant = new_tenant(database_url, name="small pool")
     settings = Settings(database_url=database_url, pool_size=2, rate_limit_per_second=0)
+    batches = [[call(f"p{b}-{i}") for i in range(20)] for b in range(6)]
     with ServerThread(settings) as server:
-
-        def post(batch: int) -> list[dict[str, Any]]:
-            client = Api(server.base_url)
-            try:
-                return client.ingest(tenant.ingest, [call(f"p{batch}-{i}") for i in range(20)])
-            finally:
-                client.close()
-
-        with ThreadPoolExecutor(6) as pool:
-            results = list(pool.map(post, range(6)))
-    assert sum(item["created"] for result in results for item in result) == 6 * 20
+        items = post_at_once(server.base_url, tenant.ingest, batches)
+    assert sum(item["created"] for item in items) == 6 * 20
