@@ -138,6 +138,27 @@ def test_state_status_and_duration_are_derived_from_targets(api: Api, tenant: Te
     }
 
 
+def test_target_times_are_served_in_utc_however_written(api: Api, tenant: Tenant) -> None:
+    """A time already written as the API writes it comes back as sent; other ISO 8601
+    spellings of an instant come back in that one form."""
+    target = {
+        "target_number": "101",
+        "add_time": "2025-05-01T02:00:00Z",
+        "ring_time": "2025-W18-4T02:00:01Z",  # ISO week date: Thursday of week 18 is 1 May
+        "answered_time": "2025-05-01T09:00:05+07:00",
+        "ended_time": "2025-05-01T02:01:00.500Z",
+    }
+    api.ingest(tenant.ingest, [call("w", call_targets=[target])])
+    leg = rows(api, tenant)[0]["call_targets"][0]
+    assert [leg[name] for name in ("add_time", "ring_time", "answered_time", "ended_time")] == [
+        "2025-05-01T02:00:00Z",
+        "2025-05-01T02:00:01Z",
+        "2025-05-01T02:00:05Z",
+        "2025-05-01T02:01:00.500Z",
+    ]
+    assert leg["ring_duration"] == 4
+
+
 def test_unanswered_finished_call(api: Api, tenant: Tenant) -> None:
     api.ingest(
         tenant.ingest, [call("n", call_targets=[{"target_number": "101", "status": "busy"}])]

@@ -26,7 +26,7 @@ from callhistory.ingest.legs import Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal
-from callhistory.times import format_micros, now_micros, parse_request_time
+from callhistory.times import now_micros, parse_request_time, request_time
 
 _encoder = msgspec.json.Encoder()
 _INBOUND = ("in", "ext_in")
@@ -53,10 +53,10 @@ def _targets(targets: list[CallTarget], tz: str) -> tuple[list[CallTarget], int 
     first_answer: int | None = None
     for i, target in enumerate(targets):
         try:
-            add = _time(target.add_time, "add_time", tz)
-            ring = _time(target.ring_time, "ring_time", tz)
-            answered = _time(target.answered_time, "answered_time", tz)
-            ended = _time(target.ended_time, "ended_time", tz)
+            _, add_text = request_time(target.add_time, "add_time", tz)
+            ring, ring_text = request_time(target.ring_time, "ring_time", tz)
+            answered, answered_text = request_time(target.answered_time, "answered_time", tz)
+            ended, ended_text = request_time(target.ended_time, "ended_time", tz)
         except InvalidArgument as error:
             raise error.within(f"call_targets[{i}]") from None
         if answered is not None and (first_answer is None or answered < first_answer):
@@ -68,13 +68,13 @@ def _targets(targets: list[CallTarget], tz: str) -> tuple[list[CallTarget], int 
             ring_duration = max(0, (stop - ring) // 1_000_000) if ring and stop else 0
         out.append(
             CallTarget(
-                add_time=format_micros(add),
-                answered_time=format_micros(answered),
+                add_time=add_text,
+                answered_time=answered_text,
                 end_reason=target.end_reason,
-                ended_time=format_micros(ended),
+                ended_time=ended_text,
                 fail_code=target.fail_code,
                 ring_duration=ring_duration,
-                ring_time=format_micros(ring),
+                ring_time=ring_text,
                 status=status,
                 target_number=target.target_number,
                 trunk_name=target.trunk_name,
