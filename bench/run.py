@@ -452,8 +452,10 @@ def ingest_batch(b: int) -> bytes:
 
 
 def ingest(data: Dataset) -> dict[int, float]:
-    """Calls/s through IngestCallLogs in batches of 500 into a scratch tenant, with 1 and with
-    2 batches in flight (two PBXs posting at once), each over its own keep-alive connection."""
+    """Calls/s through IngestCallLogs in batches of 500 into a scratch tenant: one PBX posting
+    to one worker, and two PBXs posting at once to two workers. Each batch comes on a new
+    connection, as PBXs post CDRs, so the worker free at the time takes it (two keep-alive
+    connections often both landed on one worker)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.harness import new_tenant
@@ -461,25 +463,26 @@ def ingest(data: Dataset) -> dict[int, float]:
     tenant = new_tenant(data.url, name="ingest bench")
     headers = {"Authorization": f"Bearer {tenant.ingest}", "Content-Type": "application/json"}
     rates = {}
-    with server(data, 1) as (base, _):
-        port = int(base.rsplit(":", 1)[1])
-        for in_flight in (1, 2):
+    for in_flight in (1, 2):
+        with server(data, in_flight) as (base, _):
+            port = int(base.rsplit(":", 1)[1])
             first = in_flight * INGEST_BATCHES
             batches = [ingest_batch(first + b) for b in range(INGEST_BATCHES)]
 
             def post(share: list[bytes]) -> None:
-                http = HTTPConnection("127.0.0.1", port)
                 for batch in share:
+                    http = HTTPConnection("127.0.0.1", port)
                     http.request("POST", "/v1/pbx.Etelecom/IngestCallLogs", batch, headers)
                     response = http.getresponse()
                     answer = response.read()
                     assert response.status == 200, answer
-                http.close()
+                    http.close()
 
+            post(batches[:1])  # warm: the server's first batch
             began = time.perf_counter()
             with ThreadPoolExecutor(in_flight) as pool:
-                list(pool.map(post, [batches[i::in_flight] for i in range(in_flight)]))
-            rates[in_flight] = len(batches) * 500 / (time.perf_counter() - began)
+                list(pool.map(post, [batches[1 + i :: in_flight] for i in range(in_flight)]))
+            rates[in_flight] = (len(batches) - 1) * 500 / (time.perf_counter() - began)
     return rates
 
 
@@ -517,7 +520,7 @@ def table(results: list[dict[str, Any]]) -> str:
         ]
         if "ingest_per_s" in r:
             lines.append(
-                f"| ingest through IngestCallLogs (batches of 500), 1 / 2 in flight | {r['ingest_per_s']:.0f} / {r['ingest_per_s_2']:.0f} calls/s | ≥ 20,000 |"
+                f"| ingest through IngestCallLogs (batches of 500): 1 worker, 1 in flight / 2 workers, 2 in flight | {r['ingest_per_s']:.0f} / {r['ingest_per_s_2']:.0f} calls/s | ≥ 20,000 |"
             )
     return "\n".join(lines) + "\n"
 
