@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from callhistory.config import Settings
 from callhistory.db.engine import create_engine
-from callhistory.db.migrate import upgrade
+from callhistory.db.migrate import alembic_config, upgrade
 from tests.conftest import BACKENDS
 from tests.harness import Api, ServerThread, cli_json
 from tests.pgserver import PostgresCluster
@@ -39,6 +40,25 @@ def empty_database(
         pytest.skip("needs the tests' own PostgreSQL cluster to make a fresh database")
     else:
         yield postgres.create_database(f"migrations{next(_names)}")
+
+
+def test_migrations_are_not_bound_by_the_request_statement_timeout(empty_database: str) -> None:
+    """An upgrade may build indexes over millions of calls: it must not be cut off by the
+    timeout that bounds each request's statements (here 1 ms, which any DDL outlasts)."""
+    settings = Settings(database_url=empty_database, statement_timeout_ms=1)
+
+    async def migrate() -> list[str]:
+        engine = create_engine(settings)
+        try:
+            await upgrade(engine)
+            async with engine.connect() as conn:
+                found = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                return list(found.scalars())
+        finally:
+            await engine.dispose()
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert asyncio.run(migrate()) == [head]
 
 
 def test_calls_stored_before_an_upgrade_are_served_after_it(empty_database: str) -> None:

@@ -21,10 +21,15 @@ def alembic_config(url: str = "") -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Run the migrations in one transaction. On PostgreSQL without the statement timeout that
+    bounds requests: building an index over millions of calls takes minutes, not seconds."""
+
     def run(connection: sa.Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
         await conn.run_sync(run)
