@@ -67,6 +67,10 @@ def scenarios(t: TenantInfo) -> dict[str, tuple[dict[str, Any], CallLogQuery]]:
             {"duration": {"comparison": "greater_than", "value": 600}},
             f(duration_op=">", duration_value=600),
         ),
+        "duration > 1 h": (
+            {"duration": {"comparison": "greater_than", "value": 3600}},
+            f(duration_op=">", duration_value=3600),
+        ),
         "call_number": ({"call_number": t.busy_number}, f(call_number=t.busy_number)),
         "extension_ids": (
             {"extension_ids": [str(ext), str(t.extension_ids[4])]},

@@ -93,7 +93,9 @@ def build(api: Api, tenant: Tenant, *, calls: int = 240, seed: int = 1) -> Datas
         started = BASE_TIME + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 20, 7))
         direction = rng.choice(["in", "in", "out", "ext", "ext_in", "ext_out", "unknown"])
         answered = rng.random() < 0.6
-        duration = rng.choice([0, 5, 30, 30, 60, 61, 300]) if answered else 0
+        # Around the tiers of long calls (300 s, 1,800 s) too.
+        duration = rng.choice([0, 5, 30, 30, 60, 61, 299, 300, 301, 1799, 1800, 4000])
+        duration = duration if answered else 0
         ext_id = rng.choice([*ext_ids, ""])
         ext = extensions.get(ext_id)
         subscriber = rng.choice(SUBSCRIBERS)

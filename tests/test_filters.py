@@ -89,7 +89,7 @@ def test_direction(api: Api, data: Dataset, direction: str) -> None:
         "greater_than_or_equal_to",
     ],
 )
-@pytest.mark.parametrize("value", [0, 30, "60"])
+@pytest.mark.parametrize("value", [0, 30, "60", 299, 300, 1799, 1800, 3600])
 def test_duration_comparisons(api: Api, data: Dataset, comparison: str, value: int | str) -> None:
     check(api, data, {"duration": {"comparison": comparison, "value": value}})
 

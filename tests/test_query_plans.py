@@ -28,6 +28,8 @@ QUERIES: dict[str, CallLogQuery] = {
     "call_state": CallLogQuery(call_state="answered"),
     "direction": CallLogQuery(direction="in"),
     "duration": CallLogQuery(duration_op=">", duration_value=30),
+    "duration (long calls)": CallLogQuery(duration_op=">", duration_value=600),
+    "duration (exact, very long)": CallLogQuery(duration_op="=", duration_value=7200),
     "call_number": CallLogQuery(call_number="0912345678"),
     "extension_ids": CallLogQuery(extension_ids=(1, 2, 3)),
     "hotline_ids": CallLogQuery(hotline_ids=(4, 5)),
@@ -66,6 +68,42 @@ def test_sqlite_plan_uses_an_index(
     assert call_log_steps, text
     assert all(s.startswith("SEARCH") and "INDEX" in s for s in call_log_steps), text
     assert "TEMP B-TREE FOR ORDER BY" not in text or "UNION" in text, text
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "index"),
+    [
+        (">", 30, None),
+        ("<", 900, None),
+        ("!=", 3600, None),
+        (">", 299, "ix_call_logs_over_300s"),
+        (">=", 600, "ix_call_logs_over_300s"),
+        (">", 1799, "ix_call_logs_over_1800s"),
+        ("=", 3600, "ix_call_logs_over_1800s"),
+    ],
+)
+def test_sqlite_long_call_filters_walk_only_long_calls(
+    database_url: str, api: Api, tenant: Tenant, op: str, value: int, index: str | None
+) -> None:
+    """A filter only long calls can match walks the index of its tier of long calls, not the
+    index of every call (where "longer than an hour" read a whole tenant). Other filters walk
+    an index of every call (``None``: which one is the planner's choice)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite plan")
+    select = page_select(
+        tenant_id=int(tenant.id),
+        query=CallLogQuery(duration_op=op, duration_value=value),
+        sort="-started_at",
+        key=None,
+        forward=True,
+        limit=101,
+    )
+    steps = plan(database_url.removeprefix("sqlite:///"), select)
+    if index is None:
+        assert len(steps) == 1 and steps[0].startswith("SEARCH call_logs USING"), steps
+        assert "_over_" not in steps[0], steps
+    else:
+        assert steps == [f"SEARCH call_logs USING INDEX {index} (tenant_id=?)"], steps
 
 
 BIG = 100_000
