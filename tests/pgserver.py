@@ -71,6 +71,11 @@ class PostgresCluster:
         )
         return self
 
+    def restart(self) -> None:
+        """Stop and start the server (its data kept), as an operator's restart would."""
+        log = str(self.dir / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-l", log, "-w", "restart")
+
     def create_database(self, name: str) -> str:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return self.url(name)

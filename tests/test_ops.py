@@ -10,7 +10,8 @@ import pytest
 from callhistory.accesslog import JsonFormatter
 from callhistory.app import METHODS
 from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant
+from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.pgserver import PostgresCluster
 
 LIST = "/v1/shop.Etelecom/ListCallLogs"
 
@@ -120,3 +121,23 @@ def test_statement_timeout_is_unavailable_and_retryable(database_url: str, tenan
         holder.join(timeout=30)
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "unavailable"
+
+
+def test_the_service_recovers_when_postgresql_restarts(postgres: PostgresCluster | None) -> None:
+    """A restart leaves the pool's connections dead: the request that finds one answers a
+    retryable ``unavailable`` (never ``internal``), the pool starts afresh, and the following
+    requests are served."""
+    if postgres is None:
+        pytest.skip("needs the tests' own PostgreSQL cluster to restart")
+    url = postgres.create_database("restarted")
+    tenant = new_tenant(url)
+    with ServerThread(Settings(database_url=url, rate_limit_per_second=0)) as server:
+        api = Api(server.base_url)
+        try:
+            assert api.ok("ListCallLogs", {}, tenant.read)["call_logs"] == []
+            postgres.restart()
+            statuses = [api.call("ListCallLogs", {}, tenant.read).status_code for _ in range(4)]
+        finally:
+            api.close()
+    assert statuses[0] in (200, 503), statuses
+    assert statuses[1:] == [200, 200, 200], statuses
