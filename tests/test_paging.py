@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 import pytest
@@ -157,3 +158,71 @@ def test_walking_while_calls_arrive_returns_each_original_call_once(
         paging = {"limit": 17, "after": answer["paging"]["next"]}
     assert len(seen) == len(set(seen))
     assert original <= set(seen)
+
+
+@pytest.mark.parametrize(
+    ("sort", "f"),
+    [
+        ("-started_at", {}),
+        ("started_at", {}),
+        ("-started_at", {"direction": "in"}),
+        ("-started_at", {"date_to": "MIDDLE"}),
+        ("-started_at", {"date_from": "MIDDLE"}),
+    ],
+)
+def test_pages_across_months_list_every_call_once_in_order(
+    api: Api, database_url: str, sort: str, f: dict[str, Any]
+) -> None:
+    """Calls of the last four months, several at the very edges of months, walked both ways in
+    pages of 4 (PostgreSQL keeps a partition per month and reads the newest months first)."""
+    tenant = new_tenant(database_url)
+    rng = random.Random(9)
+    now = dt.datetime.now(dt.UTC)
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    starts = [now + dt.timedelta(hours=2)]  # a PBX whose clock runs a little ahead
+    for _ in range(4):
+        earlier = (month - dt.timedelta(days=1)).replace(day=1)
+        starts += [month, month - dt.timedelta(microseconds=1), month + dt.timedelta(seconds=1)]
+        starts += [earlier + (month - earlier) * rng.random() for _ in range(5)]
+        month = earlier
+    middle = (now - dt.timedelta(days=45)).isoformat()
+    items = [
+        {
+            "source_id": f"m{i}",
+            "started_at": start.isoformat(),
+            "caller": "0912345678",
+            "callee": "19006868",
+            "direction": rng.choice(["in", "out"]),
+        }
+        for i, start in enumerate(starts)
+    ]
+    stored = api.ingest(tenant.ingest, items)
+    calls = [
+        (int(start.timestamp() * 1_000_000), int(s["id"]), item)
+        for start, s, item in zip(starts, stored, items, strict=True)
+    ]
+    f = {k: middle if v == "MIDDLE" else v for k, v in f.items()}
+    low = dt.datetime.fromisoformat(f.get("date_from", "1970-01-01T00:00:00Z")).timestamp()
+    high = dt.datetime.fromisoformat(f.get("date_to", "2999-01-01T00:00:00Z")).timestamp()
+    want = [
+        str(id_)
+        for micros, id_, item in sorted(calls, reverse=sort.startswith("-"))
+        if low * 1e6 <= micros <= high * 1e6
+        and f.get("direction", item["direction"]) == item["direction"]
+    ]
+    assert len(want) > 4  # more than a page
+    forward, backward = [], []
+    paging: dict[str, Any] = {"limit": 4, "sort": sort}
+    while True:
+        answer = api.ok("ListCallLogs", {"filter": f, "paging": paging}, tenant.read)
+        forward += [r["id"] for r in answer["call_logs"]]
+        if not answer["paging"]["next"]:
+            break
+        paging = {"limit": 4, "sort": sort, "after": answer["paging"]["next"]}
+    assert forward == want
+    backward = [r["id"] for r in answer["call_logs"]]
+    while answer["paging"]["prev"]:
+        paging = {"limit": 4, "sort": sort, "before": answer["paging"]["prev"]}
+        answer = api.ok("ListCallLogs", {"filter": f, "paging": paging}, tenant.read)
+        backward = [r["id"] for r in answer["call_logs"]] + backward
+    assert backward == want

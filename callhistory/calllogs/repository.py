@@ -21,8 +21,15 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.calllogs.query import CallLogQuery
 from callhistory.db.engine import ALL_TENANTS, beyond, fetch
-from callhistory.db.tables import LONG_CALL_TIERS, call_logs, long_calls, users
+from callhistory.db.tables import (
+    LONG_CALL_TIERS,
+    call_logs,
+    long_calls,
+    unindexed_duration,
+    users,
+)
 from callhistory.paging import Key
+from callhistory.times import now_micros
 
 c = call_logs.c
 SORT_COLUMNS: dict[str, sa.Column[int]] = {
@@ -40,6 +47,7 @@ _COMPARE = {
     ">=": operator.ge,
 }
 Condition = sa.ColumnElement[bool]
+Window = tuple[int | None, int | None]
 _PARTITION_LOCK = 0x63616C6C  # advisory lock serialising partition creation across processes
 _PARTITION = re.compile(r"call_logs_p\d{6}")
 
@@ -52,7 +60,8 @@ class _Shape(NamedTuple):
     """What a page statement's SQL depends on; every value goes in as a bind parameter (named
     as in ``_page``), so one compiled statement serves every page of the same shape."""
 
-    filters: tuple[str, ...]  # date_from, date_to, the _EQUAL ones, department_id (unresolved)
+    # date_from, date_to, the _EQUAL ones, window_from, window_before, department_id (unresolved)
+    filters: tuple[str, ...]
     duration_op: str | None
     long_call_tier: int | None  # the tier of long calls every duration match is in
     call_number: bool
@@ -76,9 +85,11 @@ def _page(
     limit: int,
     inclusive: bool = False,
     columns: tuple[str, ...] = (),
+    window: Window = (None, None),
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
     """A page's statement (cached per shape) and its values by bind-parameter name. Its rows are
-    (sort value, id, rendered document), or ``columns``."""
+    (sort value, id, rendered document), or ``columns``. ``window`` bounds started_at further
+    (from, before)."""
     columns = columns or (sort.lstrip("-"), "id", "doc")
     values: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
     filters = []
@@ -86,6 +97,10 @@ def _page(
         if getattr(q, name) is not None:
             filters.append(name)
             values[name] = getattr(q, name)
+    for name, bound in zip(("window_from", "window_before"), window, strict=True):
+        if bound is not None:
+            filters.append(name)
+            values[name] = bound
     if q.department_id is not None and q.members is None:
         filters.append("department_id")
         values["department_id"] = q.department_id
@@ -137,10 +152,12 @@ def _ids(prefix: str, count: int) -> list[sa.BindParameter[int]]:
 
 
 def _filter(name: str) -> Condition:
-    if name == "date_from":
+    if name in ("date_from", "window_from"):
         return c.started_at >= _bind(name)
     if name == "date_to":
         return c.started_at <= _bind(name)
+    if name == "window_before":
+        return c.started_at < _bind(name)
     if name == "department_id":
         members = sa.select(users.c.id).where(
             users.c.tenant_id == _bind("tenant_id"), users.c.department_id == _bind(name)
@@ -155,7 +172,7 @@ def _conditions(shape: _Shape) -> list[Condition]:
     if shape.duration_op is not None:
         # "+ 0" keeps the planner on the sort's index: a LIMITed walk in order beats
         # collecting every call in a duration range and sorting them.
-        conds.append(_COMPARE[shape.duration_op](c.duration + 0, _bind("duration")))
+        conds.append(_COMPARE[shape.duration_op](unindexed_duration(), _bind("duration")))
     if shape.long_call_tier is not None:
         # Implied by the comparison, and written as the tier's index states it (a constant),
         # so that both databases see the index covers every match.
@@ -237,6 +254,7 @@ def page_select(
     limit: int,
     inclusive: bool = False,
     columns: tuple[str, ...] = (),
+    window: Window = (None, None),
 ) -> sa.Select[Any]:
     """A page's statement with its values bound (for EXPLAIN and the benchmark's floor)."""
     statement, values = _page(
@@ -248,6 +266,7 @@ def page_select(
         limit=limit,
         inclusive=inclusive,
         columns=columns,
+        window=window,
     )
     return statement.params(values)
 
@@ -263,11 +282,97 @@ async def fetch_page(
     limit: int,
     inclusive: bool,
 ) -> list[Sequence[Any]]:
-    """Up to ``limit`` rows of (sort value, id, rendered document) beyond ``key``."""
-    page = _page(
-        tenant_id, query, sort=sort, key=key, forward=forward, limit=limit, inclusive=inclusive
+    """Up to ``limit`` rows of (sort value, id, rendered document) beyond ``key``.
+
+    On PostgreSQL a walk down ``started_at`` reads month by month, from the month of the key or
+    of the tenant's newest call (see ``walk_windows``). Over every monthly partition at once,
+    PostgreSQL planned the statement anew for each page, and that alone took ~3 ms at 5M calls
+    (a first page: 2.7 ms against 0.9 ms this way, the newest call's lookup included).
+    """
+    newest = None
+    if key is None and _walks_down_started_at(conn.dialect.name, sort, forward):
+        found = await fetch(conn, *newest_start(tenant_id, before=query.date_to))
+        newest = found[0][0] if found else None
+        if newest is None:
+            return []
+    rows: list[Sequence[Any]] = []
+    windows = walk_windows(
+        conn.dialect.name, query=query, sort=sort, key=key, forward=forward, newest=newest
     )
-    return list(await fetch(conn, *page))
+    for window in windows:
+        page = _page(
+            tenant_id,
+            query,
+            sort=sort,
+            key=key,
+            forward=forward,
+            limit=limit - len(rows),
+            inclusive=inclusive,
+            window=window,
+        )
+        rows += await fetch(conn, *page)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+# The months of each window a walk down started_at reads after the first month, before
+# reading everything older at once: a page seldom reaches further back than the first, and a
+# filter few calls match still reads a few partitions per statement, not a statement a month.
+_WINDOW_MONTHS = (1, 2, 4, 8)
+
+
+def _walks_down_started_at(dialect: str, sort: str, forward: bool) -> bool:
+    descending = sort.startswith("-") == forward
+    return dialect == "postgresql" and sort.lstrip("-") == "started_at" and descending
+
+
+def walk_windows(
+    dialect: str,
+    *,
+    query: CallLogQuery,
+    sort: str,
+    key: Key | None,
+    forward: bool,
+    newest: int | None,
+) -> list[Window]:
+    """The bounds of started_at a page is read within, one after the other (``fetch_page``):
+    from the month of ``key``, else of ``newest`` (the tenant's newest start, ``newest_start``)."""
+    if not _walks_down_started_at(dialect, sort, forward):
+        return [(None, None)]
+    top = key[0] if key is not None else newest
+    return _month_windows(now_micros() if top is None else top, query.date_from)
+
+
+def newest_start(tenant_id: int, *, before: int | None) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The statement, and its values, of the tenant's newest call start (up to ``before``)."""
+    if before is None:
+        return _NEWEST, {"tenant_id": tenant_id}
+    return _NEWEST_BEFORE, {"tenant_id": tenant_id, "before": before}
+
+
+_NEWEST = sa.select(sa.func.max(c.started_at)).where(c.tenant_id == _bind("tenant_id"))
+_NEWEST_BEFORE = _NEWEST.where(c.started_at <= _bind("before"))
+
+
+def _month_windows(top: int, bottom: int | None) -> list[Window]:
+    """(from, before) bounds of started_at, newest first: the month of ``top`` (and anything
+    later), windows of ``_WINDOW_MONTHS`` before it, then everything older; just one window
+    when ``bottom``, the lowest start wanted, is within the first month anyway."""
+    year, month = _month(top)
+    start = _month_start(year, month)
+    if bottom is not None and bottom >= start:
+        return [(None, None)]
+    windows: list[Window] = [(start, None)]
+    months = year * 12 + month - 1
+    for size in _WINDOW_MONTHS:
+        months -= size
+        earlier = _month_start(months // 12, months % 12 + 1)
+        windows.append((earlier, start))
+        start = earlier
+    windows.append((None, start))
+    # A window that ends before the lowest start wanted holds nothing to read.
+    return [w for w in windows if bottom is None or w[1] is None or w[1] > bottom]
 
 
 async def exists_beyond(
