@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bench.data import DATA, Dataset, Sizes, TenantInfo, build_postgres, build_sqlite, cache_name
 from callhistory.calllogs.query import CallLogQuery
-from callhistory.calllogs.repository import newest_start, page_select, walk_windows
+from callhistory.calllogs.repository import edge_start, page_select, walk_windows
 from callhistory.calllogs.schemas import CallLog
 from callhistory.paging import CursorCodec
 from tests.harness import free_port
@@ -133,7 +133,7 @@ class Floor:
 
     def rows(self, statements: Statements) -> list[Any]:
         """A page's rows from its statements in turn, as the service reads them: on PostgreSQL
-        the newest call's start, then one window of started_at after the other."""
+        the first call's start, then one window of started_at after the other."""
         lookup, windows = statements
         if lookup is not None:
             self.fetch(*lookup)
@@ -160,18 +160,18 @@ def page_sql(
     columns: tuple[str, ...] = WIRE_COLUMNS,
 ) -> Statements:
     """The statements of a page as ``calllogs.repository.fetch_page`` runs them."""
-    lookup, newest = None, None
+    lookup, edge = None, None
     if key is None and floor.data.backend == "postgresql":
-        statement, values = newest_start(tenant, before=query.date_to)
+        statement, values = edge_start(tenant, query, descending=True)
         lookup = floor.sql(statement.params(values))
-        newest = floor.fetch(*lookup)[0][0]
+        edge = floor.fetch(*lookup)[0][0]
     windows = walk_windows(
         floor.data.backend,
         query=query,
         sort="-started_at",
         key=key,
         forward=True,
-        newest=newest,
+        edge=edge,
     )
     selects = [
         page_select(

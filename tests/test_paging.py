@@ -168,6 +168,9 @@ def test_walking_while_calls_arrive_returns_each_original_call_once(
         ("-started_at", {"direction": "in"}),
         ("-started_at", {"date_to": "MIDDLE"}),
         ("-started_at", {"date_from": "MIDDLE"}),
+        ("started_at", {"date_to": "MIDDLE"}),
+        ("started_at", {"date_from": "MIDDLE"}),
+        ("started_at", {"direction": "in"}),
     ],
 )
 def test_pages_across_months_list_every_call_once_in_order(

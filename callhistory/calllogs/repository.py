@@ -8,6 +8,7 @@ index-ordered, LIMITed subqueries, so the database never sorts a whole tenant to
 from __future__ import annotations
 
 import calendar
+import itertools
 import operator
 import re
 import time
@@ -29,7 +30,6 @@ from callhistory.db.tables import (
     users,
 )
 from callhistory.paging import Key
-from callhistory.times import now_micros
 
 c = call_logs.c
 SORT_COLUMNS: dict[str, sa.Column[int]] = {
@@ -284,20 +284,22 @@ async def fetch_page(
 ) -> list[Sequence[Any]]:
     """Up to ``limit`` rows of (sort value, id, rendered document) beyond ``key``.
 
-    On PostgreSQL a walk down ``started_at`` reads month by month, from the month of the key or
-    of the tenant's newest call (see ``walk_windows``). Over every monthly partition at once,
-    PostgreSQL planned the statement anew for each page, and that alone took ~3 ms at 5M calls
-    (a first page: 2.7 ms against 0.9 ms this way, the newest call's lookup included).
+    On PostgreSQL a walk along ``started_at`` reads month by month, from the month of the key or
+    of the tenant's first call that way (see ``walk_windows``). Over every monthly partition at
+    once, PostgreSQL planned the statement anew for each page, and that alone took ~3 ms at 5M
+    calls (a first page: 2.7 ms against 0.9 ms this way, the first call's lookup included).
     """
-    newest = None
-    if key is None and _walks_down_started_at(conn.dialect.name, sort, forward):
-        found = await fetch(conn, *newest_start(tenant_id, before=query.date_to))
-        newest = found[0][0] if found else None
-        if newest is None:
+    edge = None
+    if key is None and _walks_started_at(conn.dialect.name, sort):
+        found = await fetch(
+            conn, *edge_start(tenant_id, query, descending=sort.startswith("-") == forward)
+        )
+        edge = found[0][0] if found else None
+        if edge is None:
             return []
     rows: list[Sequence[Any]] = []
     windows = walk_windows(
-        conn.dialect.name, query=query, sort=sort, key=key, forward=forward, newest=newest
+        conn.dialect.name, query=query, sort=sort, key=key, forward=forward, edge=edge
     )
     for window in windows:
         page = _page(
@@ -316,15 +318,14 @@ async def fetch_page(
     return rows
 
 
-# The months of each window a walk down started_at reads after the first month, before
-# reading everything older at once: a page seldom reaches further back than the first, and a
-# filter few calls match still reads a few partitions per statement, not a statement a month.
+# The months of each window a walk along started_at reads after the first month, before
+# reading all the rest at once: a page seldom reaches further than the first, and a filter few
+# calls match still reads a few partitions per statement, not a statement a month.
 _WINDOW_MONTHS = (1, 2, 4, 8)
 
 
-def _walks_down_started_at(dialect: str, sort: str, forward: bool) -> bool:
-    descending = sort.startswith("-") == forward
-    return dialect == "postgresql" and sort.lstrip("-") == "started_at" and descending
+def _walks_started_at(dialect: str, sort: str) -> bool:
+    return dialect == "postgresql" and sort.lstrip("-") == "started_at"
 
 
 def walk_windows(
@@ -334,45 +335,66 @@ def walk_windows(
     sort: str,
     key: Key | None,
     forward: bool,
-    newest: int | None,
+    edge: int | None,
 ) -> list[Window]:
     """The bounds of started_at a page is read within, one after the other (``fetch_page``):
-    from the month of ``key``, else of ``newest`` (the tenant's newest start, ``newest_start``)."""
-    if not _walks_down_started_at(dialect, sort, forward):
+    from the month of ``key``, else of ``edge`` (the start of the tenant's first call in the
+    walk's direction, ``edge_start``)."""
+    anchor = key[0] if key is not None else edge
+    if not _walks_started_at(dialect, sort) or anchor is None:
         return [(None, None)]
-    top = key[0] if key is not None else newest
-    return _month_windows(now_micros() if top is None else top, query.date_from)
+    if sort.startswith("-") == forward:
+        return _month_windows(anchor, query.date_from, step=-1)
+    return _month_windows(anchor, query.date_to, step=1)
 
 
-def newest_start(tenant_id: int, *, before: int | None) -> tuple[sa.Select[Any], dict[str, Any]]:
-    """The statement, and its values, of the tenant's newest call start (up to ``before``)."""
-    if before is None:
-        return _NEWEST, {"tenant_id": tenant_id}
-    return _NEWEST_BEFORE, {"tenant_id": tenant_id, "before": before}
+def edge_start(
+    tenant_id: int, query: CallLogQuery, *, descending: bool
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The statement, and its values, of the start of the tenant's newest call (``descending``)
+    or oldest one within the query's dates."""
+    values: dict[str, Any] = {"tenant_id": tenant_id}
+    dates = tuple(name for name in ("date_from", "date_to") if getattr(query, name) is not None)
+    values.update({name: getattr(query, name) for name in dates})
+    return _edge_statement(descending, dates), values
 
 
-_NEWEST = sa.select(sa.func.max(c.started_at)).where(c.tenant_id == _bind("tenant_id"))
-_NEWEST_BEFORE = _NEWEST.where(c.started_at <= _bind("before"))
+@lru_cache(maxsize=8)
+def _edge_statement(descending: bool, dates: tuple[str, ...]) -> sa.Select[Any]:
+    edge = sa.func.max(c.started_at) if descending else sa.func.min(c.started_at)
+    return sa.select(edge).where(c.tenant_id == _bind("tenant_id"), *map(_filter, dates))
 
 
-def _month_windows(top: int, bottom: int | None) -> list[Window]:
-    """(from, before) bounds of started_at, newest first: the month of ``top`` (and anything
-    later), windows of ``_WINDOW_MONTHS`` before it, then everything older; just one window
-    when ``bottom``, the lowest start wanted, is within the first month anyway."""
-    year, month = _month(top)
-    start = _month_start(year, month)
-    if bottom is not None and bottom >= start:
+def _month_windows(anchor: int, far: int | None, *, step: int) -> list[Window]:
+    """(from, before) bounds of started_at in the walk's order: the month of ``anchor`` (and
+    anything beyond it the other way), windows of ``_WINDOW_MONTHS`` after it, then all the
+    rest; one window when ``far``, the furthest start wanted, is within the first month."""
+    year, month = _month(anchor)
+    months = year * 12 + month - 1  # the anchor's month, counted from year 0
+
+    def start(index: int) -> int:
+        return _month_start(index // 12, index % 12 + 1)
+
+    # Month boundaries in walk order: the anchor month's far edge, then one per window.
+    edges, index = [], months if step < 0 else months + 1
+    for size in (0, *_WINDOW_MONTHS):
+        index += step * size
+        edges.append(start(index))
+    if far is not None and (far >= edges[0] if step < 0 else far < edges[0]):
         return [(None, None)]
-    windows: list[Window] = [(start, None)]
-    months = year * 12 + month - 1
-    for size in _WINDOW_MONTHS:
-        months -= size
-        earlier = _month_start(months // 12, months % 12 + 1)
-        windows.append((earlier, start))
-        start = earlier
-    windows.append((None, start))
-    # A window that ends before the lowest start wanted holds nothing to read.
-    return [w for w in windows if bottom is None or w[1] is None or w[1] > bottom]
+    # Bounds in walk order; a window is (from, before) in time order.
+    bounds: list[int | None] = [None, *edges, None]
+    windows: list[Window] = [
+        (second, first) if step < 0 else (first, second)
+        for first, second in itertools.pairwise(bounds)
+    ]
+    # A window beyond the furthest start wanted holds nothing to read.
+    return [w for w in windows if far is None or _reaches(w, far, step)]
+
+
+def _reaches(window: Window, far: int, step: int) -> bool:
+    low, high = window
+    return (high is None or high > far) if step < 0 else (low is None or low <= far)
 
 
 async def exists_beyond(
