@@ -7,11 +7,8 @@ index-ordered, LIMITed subqueries, so the database never sorts a whole tenant to
 
 from __future__ import annotations
 
-import calendar
-import itertools
 import operator
 import re
-import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -20,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from callhistory.calllogs.months import Window, month_of, month_start, month_windows, next_month
 from callhistory.calllogs.query import CallLogQuery
 from callhistory.db.engine import ALL_TENANTS, beyond, fetch
 from callhistory.db.tables import (
@@ -47,7 +45,6 @@ _COMPARE = {
     ">=": operator.ge,
 }
 Condition = sa.ColumnElement[bool]
-Window = tuple[int | None, int | None]
 _PARTITION_LOCK = 0x63616C6C  # advisory lock serialising partition creation across processes
 _PARTITION = re.compile(r"call_logs_p\d{6}")
 
@@ -318,12 +315,6 @@ async def fetch_page(
     return rows
 
 
-# The months of each window a walk along started_at reads after the first month, before
-# reading all the rest at once: a page seldom reaches further than the first, and a filter few
-# calls match still reads a few partitions per statement, not a statement a month.
-_WINDOW_MONTHS = (1, 2, 4, 8)
-
-
 def _walks_started_at(dialect: str, sort: str) -> bool:
     return dialect == "postgresql" and sort.lstrip("-") == "started_at"
 
@@ -344,8 +335,8 @@ def walk_windows(
     if not _walks_started_at(dialect, sort) or anchor is None:
         return [(None, None)]
     if sort.startswith("-") == forward:
-        return _month_windows(anchor, query.date_from, step=-1)
-    return _month_windows(anchor, query.date_to, step=1)
+        return month_windows(anchor, query.date_from, step=-1)
+    return month_windows(anchor, query.date_to, step=1)
 
 
 def edge_start(
@@ -363,38 +354,6 @@ def edge_start(
 def _edge_statement(descending: bool, dates: tuple[str, ...]) -> sa.Select[Any]:
     edge = sa.func.max(c.started_at) if descending else sa.func.min(c.started_at)
     return sa.select(edge).where(c.tenant_id == _bind("tenant_id"), *map(_filter, dates))
-
-
-def _month_windows(anchor: int, far: int | None, *, step: int) -> list[Window]:
-    """(from, before) bounds of started_at in the walk's order: the month of ``anchor`` (and
-    anything beyond it the other way), windows of ``_WINDOW_MONTHS`` after it, then all the
-    rest; one window when ``far``, the furthest start wanted, is within the first month."""
-    year, month = _month(anchor)
-    months = year * 12 + month - 1  # the anchor's month, counted from year 0
-
-    def start(index: int) -> int:
-        return _month_start(index // 12, index % 12 + 1)
-
-    # Month boundaries in walk order: the anchor month's far edge, then one per window.
-    edges, index = [], months if step < 0 else months + 1
-    for size in (0, *_WINDOW_MONTHS):
-        index += step * size
-        edges.append(start(index))
-    if far is not None and (far >= edges[0] if step < 0 else far < edges[0]):
-        return [(None, None)]
-    # Bounds in walk order; a window is (from, before) in time order.
-    bounds: list[int | None] = [None, *edges, None]
-    windows: list[Window] = [
-        (second, first) if step < 0 else (first, second)
-        for first, second in itertools.pairwise(bounds)
-    ]
-    # A window beyond the furthest start wanted holds nothing to read.
-    return [w for w in windows if far is None or _reaches(w, far, step)]
-
-
-def _reaches(window: Window, far: int, step: int) -> bool:
-    low, high = window
-    return (high is None or high > far) if step < 0 else (low is None or low <= far)
 
 
 async def exists_beyond(
@@ -499,19 +458,6 @@ async def update_many(
     await conn.execute(statement, params)
 
 
-def _month(micros: int) -> tuple[int, int]:
-    moment = time.gmtime(micros // 1_000_000)
-    return moment.tm_year, moment.tm_mon
-
-
-def _month_start(year: int, month: int) -> int:
-    return calendar.timegm((year, month, 1, 0, 0, 0)) * 1_000_000
-
-
-def _next_month(year: int, month: int) -> tuple[int, int]:
-    return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
 def _partition_name(year: int, month: int) -> str:
     return f"call_logs_p{year:04d}{month:02d}"
 
@@ -535,15 +481,15 @@ async def ensure_partitions(conn: AsyncConnection, *, started: Iterable[int]) ->
     """
     if conn.dialect.name != "postgresql":
         return
-    wanted = {_partition_name(*_month(micros)): _month(micros) for micros in started}
+    wanted = {_partition_name(*month_of(micros)): month_of(micros) for micros in started}
     if not wanted.keys() - await _partitions(conn):
         return
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PARTITION_LOCK)))
     existing = await _partitions(conn)  # again, now that no other process is creating any
     for name, (year, month) in sorted(wanted.items()):
         if name not in existing:
-            lower = _month_start(year, month)
-            upper = _month_start(*_next_month(year, month))
+            lower = month_start(year, month)
+            upper = month_start(*next_month(year, month))
             await conn.execute(
                 sa.text(
                     f"CREATE TABLE {name} (LIKE call_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
@@ -567,7 +513,7 @@ async def delete_older_than(conn: AsyncConnection, *, cutoff: int) -> int:
     if conn.dialect.name == "postgresql":
         for name in await _partitions(conn):
             year, month = int(name[-6:-2]), int(name[-2:])
-            if _month_start(*_next_month(year, month)) <= cutoff:
+            if month_start(*next_month(year, month)) <= cutoff:
                 count = await conn.execute(
                     sa.select(sa.func.count()).select_from(sa.table(name)),
                     execution_options=ALL_TENANTS,
