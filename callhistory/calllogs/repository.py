@@ -55,7 +55,7 @@ _EQUAL = ("call_state", "direction", "user_id", "external_id", "external_session
 
 class _Shape(NamedTuple):
     """What a page statement's SQL depends on; every value goes in as a bind parameter (named
-    as in ``_page``), so one compiled statement serves every page of the same shape."""
+    as in ``page_statement``), so one compiled statement serves every page of the same shape."""
 
     # date_from, date_to, the _EQUAL ones, window_from, window_before, department_id (unresolved)
     filters: tuple[str, ...]
@@ -72,7 +72,7 @@ class _Shape(NamedTuple):
     columns: tuple[str, ...]
 
 
-def _page(
+def page_statement(
     tenant_id: int,
     q: CallLogQuery,
     *,
@@ -241,30 +241,10 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
     return ordered(outer, union.c._k, union.c.id).limit(limit)
 
 
-def page_select(
-    *,
-    tenant_id: int,
-    query: CallLogQuery,
-    sort: str,
-    key: Key | None,
-    forward: bool,
-    limit: int,
-    inclusive: bool = False,
-    columns: tuple[str, ...] = (),
-    window: Window = (None, None),
-) -> sa.Select[Any]:
-    """A page's statement with its values bound (for EXPLAIN and the benchmark's floor)."""
-    statement, values = _page(
-        tenant_id,
-        query,
-        sort=sort,
-        key=key,
-        forward=forward,
-        limit=limit,
-        inclusive=inclusive,
-        columns=columns,
-        window=window,
-    )
+def page_select(tenant_id: int, query: CallLogQuery, **options: Any) -> sa.Select[Any]:
+    """A page's statement with its values bound (for EXPLAIN and the benchmark's floor);
+    ``options`` as ``page_statement``'s."""
+    statement, values = page_statement(tenant_id, query, **options)
     return statement.params(values)
 
 
@@ -299,7 +279,7 @@ async def fetch_page(
         conn.dialect.name, query=query, sort=sort, key=key, forward=forward, edge=edge
     )
     for window in windows:
-        page = _page(
+        page = page_statement(
             tenant_id,
             query,
             sort=sort,
@@ -365,7 +345,9 @@ async def exists_beyond(
     key: Key,
     forward: bool,
 ) -> bool:
-    page = _page(tenant_id, query, sort=sort, key=key, forward=forward, limit=1, columns=("id",))
+    page = page_statement(
+        tenant_id, query, sort=sort, key=key, forward=forward, limit=1, columns=("id",)
+    )
     return bool(await fetch(conn, *page))
 
 
