@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.harness import Api, ServerThread, Tenant, new_tenant, post_at_once
 
 
 def call(source_id: str, **fields: Any) -> dict[str, Any]:
@@ -221,21 +220,6 @@ def test_ingest_needs_an_ingest_key(api: Api, tenant: Tenant) -> None:
         prefix="pbx",
     )
     assert rows(api, tenant) == []
-
-
-def post_at_once(base_url: str, key: str, batches: list[list[dict[str, Any]]]) -> list[Any]:
-    """Post the batches from 6 threads at once, each over its own connection; the items
-    IngestCallLogs answered, batch after batch."""
-
-    def post(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        client = Api(base_url)
-        try:
-            return client.ingest(key, batch)
-        finally:
-            client.close()
-
-    with ThreadPoolExecutor(6) as pool:
-        return [item for answer in pool.map(post, batches) for item in answer]
 
 
 def test_concurrent_batches_are_all_stored(api: Api, tenant: Tenant) -> None:

@@ -10,7 +10,7 @@ import pytest
 from callhistory.accesslog import JsonFormatter
 from callhistory.app import METHODS
 from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.harness import Api, ServerThread, Tenant, new_tenant, post_at_once
 from tests.pgserver import PostgresCluster
 
 LIST = "/v1/shop.Etelecom/ListCallLogs"
@@ -124,9 +124,9 @@ def test_statement_timeout_is_unavailable_and_retryable(database_url: str, tenan
 
 
 def test_the_service_recovers_when_postgresql_restarts(postgres: PostgresCluster | None) -> None:
-    """A restart leaves the pool's connections dead: the request that finds one answers a
-    retryable ``unavailable`` (never ``internal``), the pool starts afresh, and the following
-    requests are served."""
+    """A restart leaves every pooled connection dead: the request that finds one answers a
+    retryable ``unavailable`` (never ``internal``), the whole pool starts afresh, and the
+    following requests are served (not one ``unavailable`` per pooled connection)."""
     if postgres is None:
         pytest.skip("needs the tests' own PostgreSQL cluster to restart")
     url = postgres.create_database("restarted")
@@ -134,7 +134,15 @@ def test_the_service_recovers_when_postgresql_restarts(postgres: PostgresCluster
     with ServerThread(Settings(database_url=url, rate_limit_per_second=0)) as server:
         api = Api(server.base_url)
         try:
-            assert api.ok("ListCallLogs", {}, tenant.read)["call_logs"] == []
+            # Batches at once, so the pool holds several connections.
+            batches = [
+                [
+                    {"source_id": f"r{b}-{i}", "started_at": "2025-05-01T09:00:00Z"}
+                    for i in range(50)
+                ]
+                for b in range(6)
+            ]
+            assert len(post_at_once(server.base_url, tenant.ingest, batches)) == 300
             postgres.restart()
             statuses = [api.call("ListCallLogs", {}, tenant.read).status_code for _ in range(4)]
         finally:

@@ -229,9 +229,11 @@ async def fetch(
     except Exception as exc:
         if not driver.is_closed():
             raise
-        # The server went away (a restart): the pool must not hand this connection out again,
-        # and the request answers the retryable ``unavailable``.
+        # The server went away (a restart), and with it every pooled connection: as SQLAlchemy
+        # does on a disconnect in its own paths, the pool starts afresh (rather than one
+        # request failing per dead connection), and this request answers ``unavailable``.
         await conn.invalidate()
+        await conn.engine.dispose()
         raise ConnectionError("lost the connection to the database") from exc
 
 
