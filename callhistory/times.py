@@ -102,12 +102,19 @@ def parse_request_time(text: str, field: str, tz: str, *, end_of_day: bool = Fal
         raise InvalidArgument(field, "is out of range") from None
 
 
+def optional_request_time(
+    text: str | None, field: str, tz: str, *, end_of_day: bool = False
+) -> int | None:
+    """``parse_request_time`` for a time that may be absent (None or "")."""
+    return parse_request_time(text, field, tz, end_of_day=end_of_day) if text else None
+
+
 def request_time(text: str | None, field: str, tz: str) -> tuple[int | None, str | None]:
     """An optional request time, parsed, and as the API writes it (RFC 3339 UTC): the text
     itself when it is already written so, as PBXs mostly write it, which spares a format."""
-    if not text:
+    micros = optional_request_time(text, field, tz)
+    if text is None or micros is None:
         return None, None
-    micros = parse_request_time(text, field, tz)
     if len(text) == 20 and text[4] == text[7] == "-" and text[10] == "T" and text[19] == "Z":
         return micros, text
     return micros, format_micros(micros)

@@ -16,7 +16,7 @@ from callhistory.errors import InvalidArgument
 from callhistory.ids import parse_id
 from callhistory.paging import PageRequest, parse_paging, whole_number
 from callhistory.schemas import Id
-from callhistory.times import parse_request_time
+from callhistory.times import optional_request_time
 
 _UNSET = ("unknown", "unknow")
 COMPARISONS: Final = {
@@ -53,14 +53,8 @@ class CallLogQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 def parse_filter(raw: CallLogFilter | None, *, timezone: str) -> CallLogQuery:
     if raw is None:
         return CallLogQuery()
-    date_from = (
-        parse_request_time(raw.date_from, "filter.date_from", timezone) if raw.date_from else None
-    )
-    date_to = (
-        parse_request_time(raw.date_to, "filter.date_to", timezone, end_of_day=True)
-        if raw.date_to
-        else None
-    )
+    date_from = optional_request_time(raw.date_from, "filter.date_from", timezone)
+    date_to = optional_request_time(raw.date_to, "filter.date_to", timezone, end_of_day=True)
     if date_from is not None and date_to is not None and date_from > date_to:
         raise InvalidArgument("filter.date_from", "must not be after filter.date_to")
     duration_op, duration_value = _duration(raw.duration)

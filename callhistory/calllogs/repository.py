@@ -377,14 +377,14 @@ async def find_by_source(
     return found
 
 
-# Rows per INSERT: a whole batch (x 25 columns: within both backends' 32,766 parameters).
+# Rows per INSERT (x 25 columns: well within both backends' 32,766 parameters).
 _INSERT_ROWS = 100
 
 
 async def insert_many(
     conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Insert new calls, up to 500 per multi-row INSERT run on the driver.
+    """Insert new calls, ``_INSERT_ROWS`` per multi-row INSERT run on the driver.
 
     Measured: the generic path spent more time building parameters than SQLite spent
     inserting, and a row-by-row executemany hands the GIL back and forth 500 times a batch,

@@ -26,7 +26,12 @@ from callhistory.ingest.legs import Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal
-from callhistory.times import now_micros, parse_request_time, request_time
+from callhistory.times import (
+    now_micros,
+    optional_request_time,
+    parse_request_time,
+    request_time,
+)
 
 _encoder = msgspec.json.Encoder()
 _INBOUND = ("in", "ext_in")
@@ -38,10 +43,6 @@ EARLIEST_CALL = 946_684_800_000_000  # 2000-01-01T00:00:00Z: older "calls" are c
 # instead of waiting for the whole batch (measured: two batches in flight were slower than one).
 _SLICE = 50
 _REFERENCES = (("extension_id", extensions), ("user_id", users), ("hotline_id", hotlines))
-
-
-def _time(value: str | None, field: str, tz: str) -> int | None:
-    return None if not value else parse_request_time(value, field, tz)
 
 
 def _targets(targets: list[CallTarget], tz: str) -> tuple[list[CallTarget], int | None]:
@@ -90,7 +91,7 @@ def _row(item: IngestCallLog, tz: str, newest: int) -> tuple[dict[str, Any], str
     started = parse_request_time(item.started_at, "started_at", tz)
     if not EARLIEST_CALL <= started <= newest:
         raise InvalidArgument("started_at", "must be between 2000-01-01 and tomorrow")
-    ended = _time(item.ended_at, "ended_at", tz)
+    ended = optional_request_time(item.ended_at, "ended_at", tz)
     if ended is not None and ended < started:
         raise InvalidArgument("ended_at", "must not be before started_at")
     targets, first_answer = _targets(item.call_targets, tz)
