@@ -122,8 +122,6 @@ class Floor:
     def sql(self, select: sa.Select[Any]) -> tuple[str, list[Any]]:
         compiled = select.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
         params = compiled.construct_params()
-        if self.data.backend == "sqlite":
-            return str(compiled), [params[name] for name in compiled.positiontup or []]
         return str(compiled), [params[name] for name in compiled.positiontup or []]
 
     def fetch(self, sql: str, params: list[Any]) -> list[Any]:
