@@ -157,7 +157,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             queue.release()
 
     # Released when the transaction ends, and in any case when the connection goes back to
-    # the pool (a connection invalidated mid-transaction ends without either event).
+    # the pool (a connection invalidated mid-transaction ends without either event). The
+    # "commit" event fires just before COMMIT runs, so the next writer's BEGIN IMMEDIATE may
+    # wait out the last moment on the busy timeout; releasing at check-in instead was slower
+    # (two batches in flight: 50 ms against 45.5 ms a batch).
     event.listen(engine.sync_engine, "commit", lambda conn: _release(conn.info))
     event.listen(engine.sync_engine, "rollback", lambda conn: _release(conn.info))
     event.listen(engine.sync_engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
