@@ -221,6 +221,8 @@ async def ingest(
         if i % _SLICE == _SLICE - 1:
             await asyncio.sleep(0)
         insert["doc"] = render(insert)
+    if lookups is not conn:
+        await lookups.commit()  # no read snapshot may outlive the write (see rpc.Dispatcher)
     await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
     stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
     updates: list[dict[str, Any]] = []
