@@ -2,8 +2,9 @@
 
 A demo tenant on a fresh SQLite file; a separate load process mixes ListCallLogs pages (with
 random filters, following `next`) and IngestCallLogs batches at SOAK_RATE requests/s for
-SOAK_SECONDS (default 300). Reports errors, p50/p99 and the server's RSS over time; exits 1 on
-any error or if RSS grew by more than 20% after the first minute.
+SOAK_SECONDS (default 300). Reports errors, p50/p99, and the server's RSS and the size of SQLite's
+-wal file over time; exits 1 on any error, if RSS grew by more than 20% after the first minute,
+or if the -wal file ended above 64 MB (it is checkpointed and started over every 1,000 pages).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bench.run import rss_mb
 from tests.harness import start_serve
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", 300))
+WAL_LIMIT_MB = 64
 RATE = float(os.environ.get("SOAK_RATE", 100))
 FILTERS = [
     {},
@@ -116,13 +118,15 @@ def main() -> int:
     keys = {k["scope"]: k["key"] for k in json.loads(demo.stdout)["keys"]}
     os.environ["CALLHISTORY_RATE_LIMIT_PER_SECOND"] = "0"
     process, base = start_serve(url)
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, float]] = []
+    wal = workdir / "soak.db-wal"
     stop = threading.Event()
 
     def sample() -> None:
         began = time.monotonic()
         while not stop.wait(10):
-            samples.append((time.monotonic() - began, rss_mb(process.pid)))
+            wal_mb = wal.stat().st_size / 2**20 if wal.exists() else 0.0
+            samples.append((time.monotonic() - began, rss_mb(process.pid), wal_mb))
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -148,11 +152,13 @@ def main() -> int:
         f"soak: {len(rows)} requests in {SECONDS}s at {RATE:g}/s, {len(errors)} errors {statuses}"
     )
     print(f"latency p50 {ms[len(ms) // 2]:.2f} ms, p99 {ms[int(len(ms) * 0.99)]:.2f} ms")
-    print("server RSS over time (s, MB): " + ", ".join(f"{t:.0f}:{m:.0f}" for t, m in samples))
-    settled = [m for t, m in samples if t >= 60] or [m for _, m in samples]
+    print("server RSS over time (s, MB): " + ", ".join(f"{t:.0f}:{m:.0f}" for t, m, _ in samples))
+    print("-wal file over time (s, MB): " + ", ".join(f"{t:.0f}:{w:.1f}" for t, _, w in samples))
+    settled = [m for t, m, _ in samples if t >= 60] or [m for _, m, _ in samples]
     growth = (settled[-1] - settled[0]) / settled[0] if settled else 0.0
     print(f"RSS growth after the first minute: {growth:.1%}")
-    return 1 if errors or growth > 0.2 else 0
+    wal_end = samples[-1][2] if samples else 0.0
+    return 1 if errors or growth > 0.2 or wal_end > WAL_LIMIT_MB else 0
 
 
 if __name__ == "__main__":
