@@ -25,8 +25,8 @@ from bench.run import rss_mb
 from tests.harness import start_serve
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", 300))
-WAL_LIMIT_MB = 64
 RATE = float(os.environ.get("SOAK_RATE", 100))
+WAL_LIMIT_MB = 64
 FILTERS = [
     {},
     {"direction": "in"},

@@ -1,4 +1,5 @@
-"""Operations: health, readiness, the OpenAPI document, JSON access logs with request ids."""
+"""Operations: health, readiness, the OpenAPI document, JSON access logs with request ids, the
+store's time budget, recovery from a PostgreSQL restart, SQLite's WAL under continuous ingest."""
 
 from __future__ import annotations
 
