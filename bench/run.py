@@ -181,6 +181,7 @@ def page_sql(
             limit=101,
             columns=columns,
             window=window,
+            late_columns=floor.data.backend == "sqlite",
         )
         for window in windows
     ]

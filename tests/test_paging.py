@@ -48,8 +48,36 @@ def page(api: Api, key: str, f: dict[str, Any], paging: dict[str, Any]) -> dict[
 def test_next_then_prev_walks_every_call_once_in_order(
     api: Api, data: Dataset, f: dict[str, Any], sort: str, limit: int
 ) -> None:
-    key = data.tenant.read
-    want = expected(data, f, sort)
+    walk_both_ways(api, data.tenant.read, f, expected(data, f, sort), sort, limit)
+
+
+@pytest.mark.parametrize("sort", SORTS)
+@pytest.mark.parametrize("which", ["call_number", "extension_ids", "hotline_ids", "both"])
+def test_or_filters_walk_every_call_once_in_order(
+    api: Api, data: Dataset, sort: str, which: str
+) -> None:
+    """The filters that match one of several things (a number as caller or callee, any of some
+    extensions or hotlines), whose pages merge one index walk per alternative."""
+    extensions, hotlines = sorted(data.extensions)[:2], sorted(data.hotlines)
+    f: dict[str, Any] = {
+        "call_number": {"call_number": "101"},
+        "extension_ids": {"extension_ids": extensions},
+        "hotline_ids": {"hotline_ids": hotlines},
+        "both": {"call_number": "101", "extension_ids": extensions},
+    }[which]
+    want_filter = {k: v for k, v in f.items() if k != "call_number"}
+    if "call_number" in f:
+        want_filter["call_number_party"] = f["call_number"]
+    want = expected(data, want_filter, sort)
+    assert len(want) > 7, want  # several pages
+    walk_both_ways(api, data.tenant.read, f, want, sort, 7)
+
+
+def walk_both_ways(
+    api: Api, key: str, f: dict[str, Any], want: list[str], sort: str, limit: int
+) -> None:
+    """Walk ``next`` from the first page, then ``prev`` back: every call of ``want`` once, in
+    its order, each page full but the last."""
     pages: list[list[str]] = []
     answer = page(api, key, f, {"limit": limit, "sort": sort})
     assert answer["paging"]["prev"] == ""  # nothing lies before the first page

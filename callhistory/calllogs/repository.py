@@ -70,6 +70,7 @@ class _Shape(NamedTuple):
     forward: bool
     inclusive: bool
     columns: tuple[str, ...]
+    late_columns: bool
 
 
 def page_statement(
@@ -83,10 +84,13 @@ def page_statement(
     inclusive: bool = False,
     columns: tuple[str, ...] = (),
     window: Window = (None, None),
+    late_columns: bool = False,
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
     """A page's statement (cached per shape) and its values by bind-parameter name. Its rows are
     (sort value, id, rendered document), or ``columns``. ``window`` bounds started_at further
-    (from, before)."""
+    (from, before). With ``late_columns`` the branches of an OR filter pick the page by sort
+    value and id, and the page's columns are read for its rows alone (SQLite; see
+    ``_statement``)."""
     columns = columns or (sort.lstrip("-"), "id", "doc")
     values: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
     filters = []
@@ -129,6 +133,7 @@ def page_statement(
         forward=forward,
         inclusive=inclusive,
         columns=columns,
+        late_columns=late_columns,
     )
     return _statement(shape), values
 
@@ -230,15 +235,23 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
         select = sa.select(*columns).where(*conds, *branches)
         return ordered(select, column, c.id).limit(limit)
     # Branches match disjoint sets of calls (see _branches), so UNION ALL: nothing to compare.
+    # With late_columns they pick the page by sort value and id alone, mostly from their
+    # indexes, and the page's own columns are read for its calls only, not for every branch's
+    # candidates (SQLite, 2M calls: two extensions 0.86 -> 0.36 ms, a busy number 0.75 -> 0.44
+    # ms; on PostgreSQL joining back over the partitions cost more, 1.4 -> 2.1 ms).
+    picked = (column.label("_k"), c.id) if shape.late_columns else (*columns, column.label("_k"))
     parts = [
-        ordered(sa.select(*columns, column.label("_k")).where(*conds, branch), column, c.id)
-        .limit(limit)
-        .subquery()
+        ordered(sa.select(*picked).where(*conds, branch), column, c.id).limit(limit).subquery()
         for branch in branches
     ]
     union = sa.union_all(*(sa.select(part) for part in parts)).subquery()
-    outer = sa.select(*(union.c[col.name] for col in columns))
-    return ordered(outer, union.c._k, union.c.id).limit(limit)
+    if not shape.late_columns:
+        outer = sa.select(*(union.c[col.name] for col in columns))
+        return ordered(outer, union.c._k, union.c.id).limit(limit)
+    keys = ordered(sa.select(union.c._k, union.c.id), union.c._k, union.c.id).limit(limit)
+    page = keys.subquery()
+    on = (c.tenant_id == _bind("tenant_id")) & (column == page.c._k) & (c.id == page.c.id)
+    return ordered(sa.select(*columns).join_from(page, call_logs, on), page.c._k, page.c.id)
 
 
 def page_select(tenant_id: int, query: CallLogQuery, **options: Any) -> sa.Select[Any]:
@@ -288,6 +301,7 @@ async def fetch_page(
             limit=limit - len(rows),
             inclusive=inclusive,
             window=window,
+            late_columns=conn.dialect.name == "sqlite",
         )
         rows += await fetch(conn, *page)
         if len(rows) >= limit:
