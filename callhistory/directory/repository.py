@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.db.engine import ALL_TENANTS, beyond
+from callhistory.db.engine import ALL_TENANTS, beyond, fetch
 from callhistory.db.tables import AnyRow, extensions, hotlines, users
 from callhistory.paging import Key
 
@@ -107,15 +107,23 @@ async def exists_beyond(
     return (await conn.execute(select)).first() is not None
 
 
+_MEMBERS = (
+    sa.select(users.c.id)
+    .where(
+        users.c.tenant_id == sa.bindparam("tenant_id"),
+        users.c.department_id == sa.bindparam("department_id"),
+    )
+    .order_by(users.c.id)
+)
+
+
 async def department_members(
     conn: AsyncConnection, *, tenant_id: int, department_id: int
 ) -> tuple[int, ...]:
-    result = await conn.execute(
-        sa.select(users.c.id)
-        .where(users.c.tenant_id == tenant_id, users.c.department_id == department_id)
-        .order_by(users.c.id)
-    )
-    return tuple(result.scalars())
+    """The department's users, on the hot path of ListCallLogs' department filter (run on the
+    driver: through SQLAlchemy's execution it took ~0.5 ms of a 1.9 ms page)."""
+    rows = await fetch(conn, _MEMBERS, {"tenant_id": tenant_id, "department_id": department_id})
+    return tuple(row[0] for row in rows)
 
 
 async def extensions_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[str, AnyRow]:
