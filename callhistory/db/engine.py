@@ -214,14 +214,17 @@ async def fetch(
     read by position. Listeners of ``before_cursor_execute`` (the tests' tenant-scope checker)
     still see every statement.
     """
-    if not conn.in_transaction():
-        await conn.begin()  # the driver call below belongs to conn's transaction
+    sync = conn.sync_connection
+    driver = await _driver(conn)
+    if not conn.in_transaction():  # the driver call below belongs to conn's transaction
+        if sync is not None and isinstance(driver, inline_sqlite.InlineConnection):
+            sync.begin()  # a plain call on the inline reader (see _driver)
+        else:
+            await conn.begin()
     sql, names, constants = _compiled(conn.dialect, statement)
     values = [params[name] if name in params else constants[name] for name in names]
-    sync = conn.sync_connection
     if sync is not None:
         sync.dispatch.before_cursor_execute(sync, None, sql, values, None, False)
-    driver = (await conn.get_raw_connection()).driver_connection
     if isinstance(driver, inline_sqlite.InlineConnection):
         return driver.fetch_all(sql, values)
     if isinstance(driver, aiosqlite.Connection):
@@ -238,6 +241,17 @@ async def fetch(
         await conn.invalidate()
         await conn.engine.dispose()
         raise ConnectionError("lost the connection to the database") from exc
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The driver connection under ``conn``. A live connection hands it over without SQLAlchemy's
+    trip through a greenlet (which only matters to revive a closed or invalidated one); and on
+    the inline SQLite reader BEGIN is a plain call too (the "begin" listener, ``_begin_inline``),
+    so ``fetch`` begins it directly. Each trip cost ~30 us of a ~180 us read transaction."""
+    sync = conn.sync_connection
+    if sync is not None and not (sync.closed or sync.invalidated):
+        return sync.connection.driver_connection
+    return (await conn.get_raw_connection()).driver_connection
 
 
 @asynccontextmanager
