@@ -270,4 +270,7 @@ async def transaction(db: Database, *, write: bool) -> AsyncIterator[AsyncConnec
         except BaseException:
             await conn.rollback()
             raise
-        await conn.commit()
+        if write or db.reader is db.writer:
+            await conn.commit()
+        # Else SQLite's reader, read-only (query_only): closing the connection ends its read
+        # transaction (a rollback, the same as a commit for a read) one greenlet trip sooner.
