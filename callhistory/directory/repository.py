@@ -120,8 +120,8 @@ _MEMBERS = (
 async def department_members(
     conn: AsyncConnection, *, tenant_id: int, department_id: int
 ) -> tuple[int, ...]:
-    """The department's users, on the hot path of ListCallLogs' department filter (run on the
-    driver: through SQLAlchemy's execution it took ~0.5 ms of a 1.9 ms page)."""
+    """The department's users, on the hot path of ListCallLogs' department filter, so run on
+    the driver (the page took 1.9 ms in-process through SQLAlchemy's execution, 1.15 so)."""
     rows = await fetch(conn, _MEMBERS, {"tenant_id": tenant_id, "department_id": department_id})
     return tuple(row[0] for row in rows)
 
