@@ -19,6 +19,8 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _EPOCH_DAY = _EPOCH.date()
 _MICROSECOND = dt.timedelta(microseconds=1)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# How the API writes a whole-second time; a text of this shape that parsed is kept as it is.
+_CANONICAL_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 # Earliest and latest instants we store: years 1970..9999.
 MIN_MICROS = 0
 MAX_MICROS = int((dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=_UTC) - _EPOCH).total_seconds()) * (
@@ -115,7 +117,7 @@ def request_time(text: str | None, field: str, tz: str) -> tuple[int | None, str
     micros = optional_request_time(text, field, tz)
     if text is None or micros is None:
         return None, None
-    if len(text) == 20 and text[4] == text[7] == "-" and text[10] == "T" and text[19] == "Z":
+    if _CANONICAL_SHAPE.fullmatch(text):
         return micros, text
     return micros, format_micros(micros)
 

@@ -34,11 +34,13 @@ def test_format_matches_the_standard_library(micros: int) -> None:
     inner_instants,
     st.sampled_from(["Z", "+00:00", "+07:00", "-05:30"]),
     st.sampled_from(["calendar", "week"]),
+    st.sampled_from(["%H:%M:%S", "%H%M%S"]),  # extended or basic clock
+    st.integers(min_value=0, max_value=9),  # tenths of a second, written when not 0
 )
 def test_any_spelling_is_served_as_the_canonical_utc_text(
-    micros: int, offset: str, form: str
+    micros: int, offset: str, form: str, clock: str, tenths: int
 ) -> None:
-    moment = (EPOCH + dt.timedelta(microseconds=micros)).replace(microsecond=0)
+    moment = (EPOCH + dt.timedelta(microseconds=micros)).replace(microsecond=tenths * 100_000)
     zone = dt.datetime.fromisoformat("2000-01-01T00:00" + offset).tzinfo
     local = moment.astimezone(zone)
     if form == "week":
@@ -46,7 +48,8 @@ def test_any_spelling_is_served_as_the_canonical_utc_text(
         date = f"{year:04d}-W{week:02d}-{day}"
     else:
         date = local.date().isoformat()
-    text = f"{date}T{local.strftime('%H:%M:%S')}{offset}"
+    fraction = f".{tenths}" if tenths else ""
+    text = f"{date}T{local.strftime(clock)}{fraction}{offset}"
     parsed, served = request_time(text, "t", "UTC")
     assert (
         parsed
