@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bench.data import DATA, Dataset, Sizes, TenantInfo, build_postgres, build_sqlite, cache_name
 from callhistory.calllogs.query import CallLogQuery
-from callhistory.calllogs.repository import edge_start, page_select, walk_windows
+from callhistory.calllogs.repository import edge_start, page_select, window_statements
 from callhistory.calllogs.schemas import CallLog
 from callhistory.paging import CursorCodec
 from tests.harness import free_port
@@ -163,29 +163,18 @@ def page_sql(
         statement, values = edge_start(tenant, query, descending=True)
         lookup = floor.sql(statement.params(values))
         edge = floor.fetch(*lookup)[0][0]
-    windows = walk_windows(
+    statements = window_statements(
         floor.data.backend,
-        query=query,
+        tenant,
+        query,
         sort="-started_at",
         key=key,
         forward=True,
+        limit=101,
         edge=edge,
+        columns=columns,
     )
-    selects = [
-        page_select(
-            tenant_id=tenant,
-            query=query,
-            sort="-started_at",
-            key=key,
-            forward=True,
-            limit=101,
-            columns=columns,
-            window=window,
-            late_columns=floor.data.backend == "sqlite",
-        )
-        for window in windows
-    ]
-    return lookup, [floor.sql(select) for select in selects]
+    return lookup, [floor.sql(statement.params(values)) for statement, values in statements]
 
 
 def timed(fn: Callable[[], Any], n: int) -> list[float]:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from callhistory.calllogs import repository
 from callhistory.calllogs.query import CallLogQuery
-from callhistory.calllogs.repository import page_select
+from callhistory.calllogs.repository import page_select, window_statements
 from callhistory.calllogs.service import render
 from callhistory.config import Settings
 from callhistory.db.engine import create_engine
@@ -54,15 +54,16 @@ def test_sqlite_plan_uses_an_index(
 ) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("SQLite plan")
-    select = page_select(
-        tenant_id=int(tenant.id),
-        query=QUERIES[name],
+    [(statement, values)] = window_statements(  # the statement the service runs on SQLite
+        "sqlite",
+        int(tenant.id),
+        QUERIES[name],
         sort="-started_at",
         key=(10**15, 10**17) if deep else None,
         forward=True,
         limit=101,
-        late_columns=True,  # as the service reads SQLite
     )
+    select = statement.params(values)
     steps = plan(database_url.removeprefix("sqlite:///"), select)
     text = "\n".join(steps)
     call_log_steps = [s for s in steps if "call_logs" in s]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -238,7 +238,7 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
     # With late_columns they pick the page by sort value and id alone, mostly from their
     # indexes, and the page's own columns are read for its calls only, not for every branch's
     # candidates (SQLite, 2M calls: two extensions 0.86 -> 0.36 ms, a busy number 0.75 -> 0.44
-    # ms; on PostgreSQL joining back over the partitions cost more, 1.4 -> 2.1 ms).
+    # ms; see window_statements for PostgreSQL).
     picked = (column.label("_k"), c.id) if shape.late_columns else (*columns, column.label("_k"))
     parts = [
         ordered(sa.select(*picked).where(*conds, branch), column, c.id).limit(limit).subquery()
@@ -288,25 +288,56 @@ async def fetch_page(
         if edge is None:
             return []
     rows: list[Sequence[Any]] = []
-    windows = walk_windows(
-        conn.dialect.name, query=query, sort=sort, key=key, forward=forward, edge=edge
+    statements = window_statements(
+        conn.dialect.name,
+        tenant_id,
+        query,
+        sort=sort,
+        key=key,
+        forward=forward,
+        limit=limit,
+        inclusive=inclusive,
+        edge=edge,
     )
-    for window in windows:
-        page = page_statement(
+    for statement, values in statements:
+        rows += await fetch(conn, statement, {**values, "limit": limit - len(rows)})
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def window_statements(
+    dialect: str,
+    tenant_id: int,
+    query: CallLogQuery,
+    *,
+    sort: str,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+    inclusive: bool = False,
+    edge: int | None = None,
+    columns: tuple[str, ...] = (),
+) -> Iterator[tuple[sa.Select[Any], dict[str, Any]]]:
+    """A page's statements and their values, to run in turn until ``limit`` rows are read: one
+    per window of started_at (``walk_windows``), as ``dialect`` reads them best, each built when
+    the walk gets to it. On SQLite an OR filter's page is picked before its columns are read
+    (``late_columns``); PostgreSQL joining back over its partitions was slower (1.4 -> 2.1 ms)."""
+    for window in walk_windows(
+        dialect, query=query, sort=sort, key=key, forward=forward, edge=edge
+    ):
+        yield page_statement(
             tenant_id,
             query,
             sort=sort,
             key=key,
             forward=forward,
-            limit=limit - len(rows),
+            limit=limit,
             inclusive=inclusive,
+            columns=columns,
             window=window,
-            late_columns=conn.dialect.name == "sqlite",
+            late_columns=dialect == "sqlite",
         )
-        rows += await fetch(conn, *page)
-        if len(rows) >= limit:
-            break
-    return rows
 
 
 def _walks_started_at(dialect: str, sort: str) -> bool:
