@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -126,25 +126,32 @@ async def department_members(
     return tuple(row[0] for row in rows)
 
 
-async def extensions_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[str, AnyRow]:
-    """The tenant's extensions by number (used to attribute ingested calls)."""
-    result = await conn.execute(
-        sa.select(
-            extensions.c.id,
-            extensions.c.extension_number,
-            extensions.c.user_id,
-            extensions.c.hotline_id,
-        ).where(extensions.c.tenant_id == tenant_id)
-    )
-    return {row.extension_number: row for row in result}
+class ExtensionRef(NamedTuple):
+    id: int
+    user_id: int | None
+    hotline_id: int | None
+
+
+_EXTENSIONS = sa.select(
+    extensions.c.extension_number, extensions.c.id, extensions.c.user_id, extensions.c.hotline_id
+).where(extensions.c.tenant_id == sa.bindparam("tenant_id"))
+_HOTLINES = sa.select(hotlines.c.hotline_norm, hotlines.c.id).where(
+    hotlines.c.tenant_id == sa.bindparam("tenant_id")
+)
+
+
+async def extensions_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[str, ExtensionRef]:
+    """The tenant's extensions by number (used to attribute ingested calls). Read on the driver
+    with ``hotlines_by_number``: through SQLAlchemy's execution the pair took ~1.3 ms of an
+    ingest batch."""
+    rows = await fetch(conn, _EXTENSIONS, {"tenant_id": tenant_id})
+    return {number: ExtensionRef(*rest) for number, *rest in rows}
 
 
 async def hotlines_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[str, int]:
     """The tenant's hotline ids by normalised number."""
-    result = await conn.execute(
-        sa.select(hotlines.c.id, hotlines.c.hotline_norm).where(hotlines.c.tenant_id == tenant_id)
-    )
-    return {row.hotline_norm: row.id for row in result}
+    rows = await fetch(conn, _HOTLINES, {"tenant_id": tenant_id})
+    return {number: hotline_id for number, hotline_id in rows}
 
 
 async def existing_ids(
