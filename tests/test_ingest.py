@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from callhistory.config import Settings
+from callhistory.db.engine import open_database, transaction
+from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
+from callhistory.ingest.service import ingest
+from callhistory.keys import service as keys
 from tests.harness import Api, ServerThread, Tenant, new_tenant, post_at_once
 
 
@@ -248,3 +257,41 @@ def test_more_concurrent_batches_than_pooled_connections(database_url: str) -> N
     with ServerThread(settings) as server:
         items = post_at_once(server.base_url, tenant.ingest, batches)
     assert sum(item["created"] for item in items) == 6 * 20
+
+
+def test_a_call_stored_after_the_batch_looked_is_stored_once(tmp_path: Path) -> None:
+    """On SQLite a batch its read snapshot finds no call of is inserted without a second look
+    under the write lock. A call that a concurrent batch stored in between (a PBX retrying a
+    slow post) must still come out once, updated, and the rest of the batch created, even when
+    the clash is in a later INSERT than the first of the batch."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    tenant = new_tenant(url)
+
+    def item(source_id: str, note: str = "") -> IngestCallLog:
+        return msgspec.convert(call(source_id, note=note), IngestCallLog)
+
+    async def go() -> tuple[list[IngestedCallLog], list[IngestedCallLog]]:
+        db = open_database(Settings(database_url=url))
+        try:
+            async with transaction(db, write=False) as stale:
+                # The snapshot starts here, before the first batch commits.
+                principal = await keys.tenant_principal(stale, tenant_id=int(tenant.id))
+                async with transaction(db, write=True) as conn:
+                    first = await ingest(conn, principal=principal, items=[item("retry", "one")])
+                batch = [item(f"fresh-{i}") for i in range(149)] + [item("retry", "two")]
+                async with transaction(db, write=True) as conn:
+                    second = await ingest(conn, principal=principal, items=batch, read=stale)
+            return first, second
+        finally:
+            await db.dispose()
+
+    first, second = asyncio.run(go())
+    assert [(r.source_id, r.created) for r in second[-1:]] == [("retry", False)]
+    assert second[-1].id == first[0].id
+    assert all(r.created for r in second[:-1])
+    with sqlite3.connect(tmp_path / "race.db") as db:
+        stored = db.execute(
+            "SELECT source_id, note FROM call_logs WHERE tenant_id = ?", (int(tenant.id),)
+        ).fetchall()
+    assert len(stored) == 150
+    assert ("retry", "two") in stored

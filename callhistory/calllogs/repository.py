@@ -424,27 +424,45 @@ async def find_by_source(
 
 # Rows per INSERT (x 25 columns: well within both backends' 32,766 parameters).
 _INSERT_ROWS = 100
+Inserts = list[tuple[str, tuple[Any, ...]]]
 
 
-async def insert_many(
-    conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
-) -> None:
-    """Insert new calls, ``_INSERT_ROWS`` per multi-row INSERT run on the driver.
+def prepare_inserts(
+    dialect: sa.Dialect, *, tenant_id: int, rows: Sequence[dict[str, Any]]
+) -> Inserts:
+    """The multi-row INSERTs (SQL and parameters, ``_INSERT_ROWS`` rows each) that store new
+    calls: built apart from running them, so an ingest batch builds them before it takes the
+    write lock.
 
     Measured: the generic path spent more time building parameters than SQLite spent
     inserting, and a row-by-row executemany hands the GIL back and forth 500 times a batch,
     so a second request's Python stalled the insert (and the other way round).
     """
     if not rows:
-        return
+        return []
     # The table's order (tenant_id first), which is the order of the compiled VALUES.
     names = tuple(col.name for col in call_logs.columns if col.name in rows[0])
     values = operator.itemgetter(*names)
-    for start in range(0, len(rows), _INSERT_ROWS):
-        chunk = rows[start : start + _INSERT_ROWS]
-        sql = _insert_sql(conn.dialect, names, len(chunk))
-        params = [v for row in chunk for v in (tenant_id, *values(row))]
-        await conn.exec_driver_sql(sql, tuple(params))
+    return [
+        (
+            _insert_sql(dialect, names, len(chunk)),
+            tuple([v for row in chunk for v in (tenant_id, *values(row))]),
+        )
+        for chunk in (rows[i : i + _INSERT_ROWS] for i in range(0, len(rows), _INSERT_ROWS))
+    ]
+
+
+async def insert_prepared(conn: AsyncConnection, inserts: Inserts) -> None:
+    """Run INSERTs from ``prepare_inserts`` on the driver."""
+    for sql, params in inserts:
+        await conn.exec_driver_sql(sql, params)
+
+
+async def insert_many(
+    conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert new calls."""
+    await insert_prepared(conn, prepare_inserts(conn.dialect, tenant_id=tenant_id, rows=rows))
 
 
 @lru_cache(maxsize=128)
