@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,22 @@ def test_a_call_stored_after_the_batch_looked_is_stored_once(tmp_path: Path) -> 
         ).fetchall()
     assert len(stored) == 150
     assert ("retry", "two") in stored
+
+
+def test_a_batch_waits_while_another_process_writes(tmp_path: Path) -> None:
+    """A batch that finds SQLite's write lock held by another process (a second worker, the
+    CLI importing files) waits for it rather than failing, and is stored once it is free."""
+    path = tmp_path / "busy.db"
+    tenant = new_tenant(f"sqlite:///{path}")
+    with ServerThread(Settings(database_url=f"sqlite:///{path}")) as server:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(post_at_once, server.base_url, tenant.ingest, [[call("w")]])
+            time.sleep(0.5)
+            waited = not pending.done()
+            other.execute("COMMIT")
+            items = pending.result(timeout=30)
+        other.close()
+    assert waited
+    assert [(item["source_id"], item["created"]) for item in items] == [("w", True)]

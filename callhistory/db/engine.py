@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,12 +45,15 @@ def async_url(url: str) -> sa.URL:
 
 
 _WRITE_LOCK = "callhistory_write_lock"
+_BUSY_TIMEOUT_MS = 30_000
 _SQLITE_PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
     "foreign_keys=ON",
-    "busy_timeout=30000",
+    f"busy_timeout={_BUSY_TIMEOUT_MS}",
 )
+# How often a writer tries again for the write lock another process holds (see _begin_immediate).
+_WRITE_LOCK_POLL_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     queue instead of failing on a lock upgrade).
 
     Writers of one process queue on an asyncio lock taken just before BEGIN IMMEDIATE and
-    handed over as soon as the previous writer commits. SQLite's busy timeout, which polls with
-    growing sleeps (up to 100 ms), is left to writers of different processes: measured with two
-    ingest batches in flight, it cost more than the second batch gained.
+    handed over as soon as the previous writer commits; writers of different processes try
+    BEGIN IMMEDIATE every millisecond (``_begin_immediate``).
     """
     queue = asyncio.Lock()
 
@@ -147,7 +150,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         adapted.run_async(lambda _driver: queue.acquire())
         conn.info[_WRITE_LOCK] = True
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            adapted.run_async(_begin_immediate)
         except BaseException:
             _release(conn.info)
             raise
@@ -164,6 +167,31 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "commit", lambda conn: _release(conn.info))
     event.listen(engine.sync_engine, "rollback", lambda conn: _release(conn.info))
     event.listen(engine.sync_engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
+
+
+async def _begin_immediate(driver: aiosqlite.Connection) -> None:
+    """BEGIN IMMEDIATE, tried again every millisecond while another process holds the lock.
+
+    SQLite's own busy handler sleeps in growing steps (1, 2, 5, 10, 15, 20, 25 ms...), so a
+    writer waiting on another process took the lock well after its release: between two
+    workers' ingest batches, ~4 ms on average and ~15 ms at p90. Measured with this: two
+    workers ingesting batches of random source ids, 6,800 -> 7,700 calls/s (medians of 4
+    interleaved runs). The busy timeout is set aside only while this statement is tried.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _BUSY_TIMEOUT_MS / 1000
+    await driver.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                await driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(_WRITE_LOCK_POLL_S)
+    finally:
+        await driver.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
 
 def beyond(
