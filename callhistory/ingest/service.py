@@ -222,22 +222,22 @@ async def ingest(
         if i % _SLICE == _SLICE - 1:
             await asyncio.sleep(0)
         insert["doc"] = render(insert)
-    # SQLite refuses a second (tenant, source_id) itself (a unique index), so a batch its read
-    # snapshot finds no call of is inserted as it is, with no second look under the write lock.
-    # PostgreSQL's partitioned table has no such index: there the lock is what guards.
-    # The INSERTs are built before the lock too.
-    all_new = None
+    # On SQLite a batch its read snapshot finds no call of is inserted as it is, its INSERTs
+    # built before the lock and no second lookup under it: the unique (tenant, source_id) index
+    # refuses a call a concurrent batch stored meanwhile. PostgreSQL's partitioned table has no
+    # such index; there the lock is what guards.
+    prepared = None
     if conn.dialect.name == "sqlite" and not await calllogs.find_by_source(
         lookups, tenant_id=tenant_id, source_ids=list(latest)
     ):
-        all_new = calllogs.prepare_inserts(
+        prepared = calllogs.prepare_inserts(
             conn.dialect, tenant_id=tenant_id, rows=list(new.values())
         )
     if lookups is not conn:
         await lookups.commit()  # no read snapshot may outlive the write (see rpc.Dispatcher)
     await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
     await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
-    if all_new is not None and await _insert_all(conn, all_new):
+    if prepared is not None and await _insert_all(conn, prepared):
         stored: dict[str, dict[str, Any]] = {}
     else:
         stored = await _store(conn, tenant_id=tenant_id, latest=latest, new=new, now=now)
