@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.client import HTTPConnection, RemoteDisconnected
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bench.client import Client
 from bench.data import DATA, Dataset, Sizes, TenantInfo, build_postgres, build_sqlite, cache_name
 from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import edge_start, page_select, window_statements
@@ -363,21 +364,17 @@ def bench(data: Dataset) -> dict[str, Any]:
     cases = {name: (body, q, None) for name, (body, q) in scenarios(big).items()}
     cases[f"page {DEPTH:,} deep"] = ({}, CallLogQuery(), deep_key)
     with server(data, 1) as (base, _):
-        # A bare HTTP/1.1 keep-alive client: httpx's own overhead would be counted as the API's.
-        http = HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]))
         headers = {"Authorization": f"Bearer {big.key}", "Content-Type": "application/json"}
+        client = Client(base, LIST, headers)
 
-        def api_call(payload: bytes) -> Callable[[], None]:
+        def api_call(payload: bytes, statements: Statements) -> Callable[[], None]:
+            # Checked once, untimed: the API answers the calls the floor's SQL finds, in order.
+            page = msgspec.json.decode(client.post(payload))
+            found = [str(row[WIRE_COLUMNS.index("id")]) for row in floor.rows(statements)]
+            assert [call["id"] for call in page["call_logs"]] == found[:100], payload
+
             def api() -> None:
-                try:
-                    http.request("POST", LIST, body=payload, headers=headers)
-                    response = http.getresponse()
-                except (BrokenPipeError, ConnectionResetError, RemoteDisconnected):
-                    http.close()  # the server closed an idle keep-alive connection
-                    http.request("POST", LIST, body=payload, headers=headers)
-                    response = http.getresponse()
-                answer = response.read()
-                assert response.status == 200, answer
+                client.post(payload)
 
             return api
 
@@ -390,7 +387,7 @@ def bench(data: Dataset) -> dict[str, Any]:
             statements = page_sql(floor, big.id, query, key)  # type: ignore[arg-type]
             paging = {"after": deep_cursor} if key else {}
             payload = msgspec.json.encode({"filter": filter_, "paging": paging})
-            runs[name] = (floor_call(statements), api_call(payload))
+            runs[name] = (floor_call(statements), api_call(payload, statements))
         # Rounds over the cases (10 floor pages, then 10 API pages, each), so a shared VM's
         # drift over the run hits every row of the table alike. The first round warms up, and
         # so does one untimed page each time a round switches case (caches go cold in between).
