@@ -288,6 +288,9 @@ def _import(
     database: str,
     as_json: bool,
     run: Callable[[Store, int, Callable[[int], None]], Awaitable[ImportReport]],
+    *,
+    size: int | None = None,
+    where: Callable[[int], str] | None = None,
 ) -> None:
     tenant_id = _id_argument(tenant, "--tenant")
     columns = (
@@ -297,10 +300,10 @@ def _import(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, disable=as_json) as bar:
-        task = bar.add_task(path.name, total=path.stat().st_size)
+        task = bar.add_task(path.name, total=path.stat().st_size if size is None else size)
         report = _run(database, lambda db: run(db, tenant_id, lambda n: bar.advance(task, n)))
     for line, reason in report.rejected:
-        typer.echo(f"{path}:{line}: rejected: {reason}", err=True)
+        typer.echo(f"{where(line) if where else f'{path}:{line}'}: rejected: {reason}", err=True)
     if as_json:
         typer.echo(
             msgspec.json.encode(
@@ -308,6 +311,7 @@ def _import(
                     ImportSummary(
                         imported=report.imported,
                         updated=report.updated,
+                        unchanged=report.unchanged,
                         rejected=len(report.rejected),
                     )
                 )
@@ -315,7 +319,8 @@ def _import(
         )
     else:
         console.print(
-            f"imported {report.imported}, updated {report.updated}, rejected {len(report.rejected)}"
+            f"imported {report.imported}, updated {report.updated}, "
+            f"unchanged {report.unchanged}, rejected {len(report.rejected)}"
         )
     if report.rejected:
         raise typer.Exit(1)
@@ -324,6 +329,7 @@ def _import(
 class ImportSummary(msgspec.Struct):
     imported: int
     updated: int
+    unchanged: int
     rejected: int
 
 
@@ -353,6 +359,41 @@ def import_asterisk_csv(
         )
 
     _import(file, tenant, database, as_json, run)
+
+
+@import_app.command("freeswitch-dir")
+def import_freeswitch_dir(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            readable=True,
+            help="mod_json_cdr's log-dir or err-log-dir.",
+        ),
+    ],
+    tenant: TenantOption,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Import the JSON CDR files FreeSWITCH wrote to a directory (a backfill after downtime)."""
+    paths = files.freeswitch_files(directory)
+
+    async def run(db: Store, tenant_id: int, progress: Callable[[int], None]) -> ImportReport:
+        records = files.freeswitch_records(paths, progress=progress)
+        return await files.run_import(
+            db, tenant_id=tenant_id, records=records, store=files.store_legs
+        )
+
+    _import(
+        directory,
+        tenant,
+        database,
+        as_json,
+        run,
+        size=sum(path.stat().st_size for path in paths),
+        where=lambda number: str(paths[number - 1]),
+    )
 
 
 @import_app.command("jsonl")

@@ -13,8 +13,8 @@ import msgspec
 
 from callhistory.config import Settings
 from callhistory.db.engine import open_database, transaction
-from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
-from callhistory.ingest.service import ingest
+from callhistory.ingest.schemas import IngestCallLog
+from callhistory.ingest.service import Stored, ingest
 from callhistory.keys import service as keys
 from tests.harness import Api, ServerThread, Tenant, new_tenant, post_at_once
 
@@ -271,7 +271,7 @@ def test_a_call_stored_after_the_batch_looked_is_stored_once(tmp_path: Path) -> 
     def item(source_id: str, note: str = "") -> IngestCallLog:
         return msgspec.convert(call(source_id, note=note), IngestCallLog)
 
-    async def go() -> tuple[list[IngestedCallLog], list[IngestedCallLog]]:
+    async def go() -> tuple[list[Stored], list[Stored]]:
         db = open_database(Settings(database_url=url))
         try:
             async with transaction(db, write=False) as stale:
@@ -287,9 +287,9 @@ def test_a_call_stored_after_the_batch_looked_is_stored_once(tmp_path: Path) -> 
             await db.dispose()
 
     first, second = asyncio.run(go())
-    assert [(r.source_id, r.created) for r in second[-1:]] == [("retry", False)]
+    assert [(r.source_id, r.outcome) for r in second[-1:]] == [("retry", "updated")]
     assert second[-1].id == first[0].id
-    assert all(r.created for r in second[:-1])
+    assert all(r.outcome == "created" for r in second[:-1])
     with sqlite3.connect(tmp_path / "race.db") as db:
         stored = db.execute(
             "SELECT source_id, note FROM call_logs WHERE tenant_id = ?", (int(tenant.id),)

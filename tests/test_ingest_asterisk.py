@@ -150,6 +150,7 @@ def scenarios() -> list[str]:
             dst="0987654321",
             channel="PJSIP/101-0000000b",
             dstchannel="PJSIP/viettel-trunk-0000000c",
+            lastdata="PJSIP/0987654321@viettel-trunk,60,T",
             start=s(500),
             answer=s(512),
             end=s(552),
@@ -226,7 +227,7 @@ def test_master_csv_scenarios(api: Api, tenant: Tenant, database_url: str, tmp_p
     path.write_text("\n".join(scenarios()) + "\n")
     result = run_import(path, tenant, database_url)
     assert result.exit_code == 0, result.output
-    assert "imported 8, updated 0, rejected 0" in result.output
+    assert "imported 8, updated 0, unchanged 0, rejected 0" in result.output
     got = by_caller(api, tenant)
     assert len(got) == 8
 
@@ -270,9 +271,9 @@ def test_master_csv_scenarios(api: Api, tenant: Tenant, database_url: str, tmp_p
 
     group = got["0903111222→600"]
     assert sorted((t["target_number"], t["status"]) for t in group["call_targets"]) == [
-        ("101", "no_answer"),
+        ("101", "cancelled"),  # rang alongside 102 and stopped when it answered
         ("102", "answered"),
-        ("103", "no_answer"),
+        ("103", "cancelled"),
     ]
     assert (group["call_state"], group["duration"]) == ("answered", 120)
 
@@ -291,7 +292,7 @@ def test_master_csv_scenarios(api: Api, tenant: Tenant, database_url: str, tmp_p
     assert (transferred["started_at"], transferred["ended_at"], transferred["duration"]) == (
         z(s(700)),
         z(s(800)),
-        96,
+        36 + 59,  # each row's billsec: 101 talked 36 s, 102 59 s after the transfer
     )
 
     ivr = got["0977000111→02873001234"]
@@ -306,7 +307,7 @@ def test_reimport_changes_nothing(
     assert run_import(path, tenant, database_url).exit_code == 0
     before = calls(api, tenant)
     again = run_import(path, tenant, database_url)
-    assert "imported 0, updated 8, rejected 0" in again.output
+    assert "imported 0, updated 0, unchanged 8, rejected 0" in again.output
     assert calls(api, tenant) == before
 
 
@@ -351,7 +352,7 @@ def test_bad_rows_are_reported_with_their_line_and_do_not_stop_the_import(
     assert "Master.csv:2: rejected: 3 columns" in result.output
     assert "Master.csv:4: rejected: start 'yesterday' is not a time" in result.output
     assert "Master.csv:6: rejected: disposition 'EXPLODED' is unknown" in result.output
-    assert "imported 8, updated 0, rejected 3" in result.output
+    assert "imported 8, updated 0, unchanged 0, rejected 3" in result.output
     assert len(calls(api, tenant)) == 8
 
 
@@ -426,3 +427,52 @@ def test_import_killed_midway_and_rerun_stores_every_call_once(
     assert sorted(tuple(str(c[k]) for k in keys) for c in after_kill) == sorted(
         tuple(str(c[k]) for k in keys) for c in reference
     )
+
+
+def test_queue_calls_are_answered_only_by_a_member(
+    api: Api, tenant: Tenant, database_url: str, tmp_path: Path
+) -> None:
+    """app_queue answers the caller's channel (a greeting, music on hold) long before a member
+    picks up: Asterisk then fills every member row's answer from the caller's channel."""
+    trunk = "PJSIP/viettel-trunk-000000{}"
+    queue = {"lastapp": "Queue", "lastdata": "support,t,,,300", "context": "from-trunk"}
+    rows = [
+        # abandoned after waiting 45 s: the queue had answered the channel
+        csv_row(
+            src="0912000444", dst="19006868", channel=trunk.format("a1"), dstchannel="",
+            start=s(0), answer=s(1), end=s(46), disposition="ANSWERED",
+            uniqueid="1760409000.1", linkedid="1760409000.1", sequence=1, **queue,
+        ),
+        # member 101 rang 15 s and did not answer; member 102 answered and talked 30 s
+        csv_row(
+            src="0912000555", dst="19006868", channel=trunk.format("b1"),
+            dstchannel="PJSIP/101-000000b2", start=s(100), answer=s(101), end=s(125),
+            disposition="NO ANSWER", uniqueid="1760409100.2", linkedid="1760409100.2",
+            sequence=2, **queue,
+        ),
+        csv_row(
+            src="0912000555", dst="19006868", channel=trunk.format("b1"),
+            dstchannel="PJSIP/102-000000b3", start=s(125), answer=s(131), end=s(161),
+            disposition="ANSWERED", uniqueid="1760409100.2", linkedid="1760409100.2",
+            sequence=3, **queue,
+        ),
+    ]  # fmt: skip
+    path = tmp_path / "Master.csv"
+    path.write_text("\n".join(rows) + "\n")
+    assert run_import(path, tenant, database_url).exit_code == 0
+    got = by_caller(api, tenant)
+    abandoned = got["0912000444→19006868"]
+    assert (abandoned["call_state"], abandoned["call_status"], abandoned["duration"]) == (
+        "not_answered",
+        "N",
+        0,
+    )
+    answered = got["0912000555→19006868"]
+    assert (answered["call_state"], answered["duration"], answered["direction"]) == (
+        "answered",
+        30,
+        "in",
+    )
+    assert [
+        (t["target_number"], t["status"], t["answered_time"]) for t in answered["call_targets"]
+    ] == [("101", "no_answer", None), ("102", "answered", z(s(131)))]

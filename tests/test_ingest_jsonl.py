@@ -43,7 +43,7 @@ def test_jsonl_import_reports_bad_lines_and_keeps_the_rest(
     assert "calls.jsonl:2: rejected: JSON is malformed" in result.output
     assert "calls.jsonl:5: rejected: call_logs[" in result.output and "started_at" in result.output
     assert "calls.jsonl:6: rejected:" in result.output and "extension_id" in result.output
-    assert "imported 3, updated 0, rejected 3" in result.output
+    assert "imported 3, updated 0, unchanged 0, rejected 3" in result.output
     rows = {r["note"]: r for p in api.walk(tenant.read, {}) for r in p}
     assert set(rows) == {"second version of j1", "j2", "j5"}
     assert (rows["j5"]["duration"], rows["j5"]["call_state"]) == (30, "answered")
@@ -53,6 +53,7 @@ def test_jsonl_import_reports_bad_lines_and_keeps_the_rest(
     )
     assert msgspec.json.decode(again.stdout.strip().splitlines()[-1]) == {
         "imported": 0,
-        "updated": 3,
+        "updated": 0,
+        "unchanged": 3,
         "rejected": 3,
     }

@@ -3,15 +3,23 @@
 Asterisk writes one row per caller→target pairing; rows of one call share ``linkedid`` (with
 ``newcdrcolumns=yes``) and the caller channel's ``uniqueid``. Times carry no offset: they are in
 the PBX's local time (or UTC with ``usegmtime=yes``), given here as ``tz``.
+
+A row alone cannot say what it was part of, so each is stored as it is (a ``row`` leg) and the
+call is read from all of its rows (``resolve``): ``Local/`` channels are plumbing between the
+caller and the phones a ring group or queue reached; a target answered only when its row's
+disposition says ``ANSWERED`` (Asterisk fills ``answer`` from the caller's channel even when
+the phone never picked up); talk time is the answered rows' ``billsec``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from callhistory.ingest.legs import Leg, TargetStatus, guess_direction, is_extension
+from callhistory.ingest.legs import Leg, Side, TargetStatus, shape_side
 from callhistory.times import to_micros, zone
 
 _CSV_BASE = [
@@ -40,11 +48,17 @@ _DISPOSITIONS: dict[str, TargetStatus] = {
     "BUSY": "busy",
     "FAILED": "failed",
     "CONGESTION": "failed",
+    "CANCEL": "cancelled",
 }
+# Applications that answer the caller's channel to make it wait: a call that ended in one
+# without a phone answering was missed, however long it waited.
+_WAITING_APPS = frozenset({"queue", "voicemail"})
 _CHANNEL = re.compile(
-    r"^(?:[A-Za-z0-9]+)/(?P<resource>[^-@;/]+(?:-[^-@;/]+)*?)(?:@[^-;]*)?(?:-[0-9a-fA-F]+)?(?:;\d)?$"
+    r"^(?P<tech>[A-Za-z0-9]+)/(?P<resource>[^-@;/]+(?:-[^-@;/]+)*?)(?:@[^-;]*)?"
+    r"(?:-(?P<seq>[0-9a-fA-F]+))?(?:;\d)?$"
 )
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?")
+_RACE_SECONDS = 2_000_000  # a ring-group member that stopped this close to the answer lost
 
 
 class RowError(ValueError):
@@ -70,14 +84,9 @@ def _time(text: str, tz: str, name: str) -> int | None:
     return to_micros(local)
 
 
-def _resource(channel: str) -> str:
-    """``PJSIP/102-0000000a`` → ``102``; ``SIP/viettel-trunk-00000003`` → ``viettel-trunk``."""
-    match = _CHANNEL.match(channel)
-    return match.group("resource") if match else ""
-
-
-def parse_row(row: Sequence[str], *, line: int, tz: str) -> list[Leg]:
-    """The legs of one row: a piece of the caller's leg, and the target it rang (if any)."""
+def parse_row(row: Sequence[str], *, line: int, tz: str) -> Leg:
+    """One row as Asterisk wrote it, keyed within its call so that importing it again
+    replaces it."""
     fields = dict(zip(layout(row), row, strict=True))
     start = _time(fields["start"], tz, "start")
     if start is None:
@@ -89,41 +98,171 @@ def parse_row(row: Sequence[str], *, line: int, tz: str) -> list[Leg]:
         raise RowError(f"disposition {fields['disposition']!r} is unknown")
     uniqueid = fields.get("uniqueid", "")
     call_id = fields.get("linkedid") or uniqueid or f"{fields['channel']}|{fields['start']}"
-    piece = fields.get("sequence") or uniqueid or str(line)
-    src, dst = fields["src"], fields["dst"]
+    piece = fields.get("sequence") or (f"{uniqueid}@{fields['start']}" if uniqueid else str(line))
     billsec = fields["billsec"].split(".")[0]
-    legs = [
-        Leg(
-            call_id=call_id,
-            leg_id=f"caller:{fields['channel']}:{piece}",
-            role="caller",
-            start=start,
-            # Without a target, the answer is the caller's own (an IVR or voicemail picked up).
-            answer=None if fields["dstchannel"] else answer,
-            end=end,
-            caller=src,
-            callee=dst,
-            direction=guess_direction(src, dst),
-            talk_seconds=int(billsec) if billsec.isdigit() else None,
-        )
+    return Leg(
+        call_id=call_id,
+        leg_id=f"row:{piece}:{fields['channel']}>{fields['dstchannel']}",
+        role="row",
+        start=start,
+        answer=answer,
+        end=end,
+        caller=fields["src"],
+        callee=fields["dst"],
+        talk_seconds=int(billsec) if billsec.isdecimal() else None,
+        channel=fields["channel"],
+        peer=fields["dstchannel"],
+        app=fields["lastapp"],
+        app_data=fields["lastdata"],
+        disposition=disposition,
+    )
+
+
+class _Channel(NamedTuple):
+    tech: str
+    resource: str
+    seq: int
+
+
+def _channel(name: str) -> _Channel:
+    """``PJSIP/102-0000000a`` → (PJSIP, 102, 10); ``SIP/viettel-trunk-00000003`` →
+    (SIP, viettel-trunk, 3)."""
+    match = _CHANNEL.match(name)
+    if not match:
+        return _Channel(name.partition("/")[0], "", 0)
+    seq = match.group("seq")
+    return _Channel(match.group("tech"), match.group("resource"), int(seq, 16) if seq else 0)
+
+
+def _is_local(name: str) -> bool:
+    return name.startswith("Local/")
+
+
+class _Entry(NamedTuple):
+    tech: str
+    peer: str  # the endpoint or trunk the entry dials
+    number: str  # the number dialled through a trunk ("" for a phone)
+
+
+def _dial_entries(app_data: str) -> list[_Entry]:
+    """The parties of a Dial string: ``SIP/301&SIP/200@trunk,60,t`` → (SIP, 301, ""),
+    (SIP, trunk, 200). Trunks are written ``TECH/number@trunk`` or ``TECH/trunk/number``."""
+    entries = []
+    for part in app_data.split(",")[0].split("|")[0].split("&"):
+        tech, slash, rest = part.strip().partition("/")
+        if not slash or not rest:
+            continue
+        if "/" in rest:
+            peer, _, number = rest.partition("/")
+            number = number.removeprefix("sip:").partition("@")[0]
+        elif "@" in rest:
+            number, _, peer = rest.partition("@")
+        else:
+            peer, number = rest, ""
+        entries.append(_Entry(tech.lower(), peer, number))
+    return entries
+
+
+def _locate(rows: list[Leg]) -> dict[str, tuple[str, str]]:
+    """Each target channel's (number, trunk) from the Dial strings that created it; several
+    channels to one trunk take that trunk's entries in the order they were created."""
+    found: dict[str, tuple[str, str]] = {}
+    dials: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in rows:
+        if row.peer and not _is_local(row.peer):
+            dials[(row.channel, row.app_data)].add(row.peer)
+    for (_, app_data), peers in dials.items():
+        entries = _dial_entries(app_data)
+        taken: dict[tuple[str, str], int] = defaultdict(int)
+        for peer in sorted(peers, key=lambda name: _channel(name).seq):
+            tech, resource, _ = _channel(peer)
+            matches = [e for e in entries if e.tech == tech.lower() and e.peer == resource]
+            if not matches or peer in found:
+                continue
+            entry = matches[min(taken[(tech, resource)], len(matches) - 1)]
+            taken[(tech, resource)] += 1
+            found[peer] = (entry.number, entry.peer) if entry.number else (resource, "")
+    return found
+
+
+def _caller_side(channel: str, src: str) -> Side:
+    """A phone presents its own name or number; a trunk brings other people's numbers."""
+    if channel.startswith("Console/"):
+        return "internal"
+    if _is_local(channel):
+        return ""
+    resource = _channel(channel).resource
+    if not resource or not src:
+        return ""
+    return "internal" if resource == src else "external"
+
+
+def resolve(rows: list[Leg]) -> list[Leg]:
+    """A call's caller leg and target legs from all of its rows."""
+    rows = sorted(rows, key=lambda row: (row.start, row.leg_id))
+    origin = next((row for row in rows if not _is_local(row.channel)), rows[0])
+    own = [row for row in rows if row.channel == origin.channel and not row.peer]
+    numbers = _locate(rows)
+    groups: dict[str, list[Leg]] = defaultdict(list)
+    for row in rows:
+        if row.peer and not _is_local(row.peer):
+            groups[row.peer].append(row)
+    answers = [
+        row.answer or row.start
+        for group in groups.values()
+        for row in group
+        if row.disposition == "ANSWERED"
     ]
-    if fields["dstchannel"]:
-        resource = _resource(fields["dstchannel"])
-        on_trunk = not is_extension(resource)
-        legs.append(
+    first_answer = min(answers) if answers else None
+    targets = []
+    for peer, group in groups.items():
+        won = [row for row in group if row.disposition == "ANSWERED"]
+        last = group[-1]
+        status: TargetStatus = "answered" if won else _DISPOSITIONS[last.disposition]
+        end = max((row.end for row in group if row.end is not None), default=None)
+        if (
+            status == "no_answer"
+            and first_answer is not None
+            and end is not None
+            and first_answer <= end <= first_answer + _RACE_SECONDS
+        ):
+            status = "cancelled"  # rang alongside the phone that answered, and lost
+        number, trunk = numbers.get(peer, ("", ""))
+        if not number:
+            resource = _channel(peer).resource
+            on_trunk = shape_side(resource) != "internal"
+            number, trunk = (last.callee, resource) if on_trunk else (resource, "")
+        targets.append(
             Leg(
-                call_id=call_id,
-                leg_id=f"target:{fields['dstchannel']}:{piece}",
+                call_id=origin.call_id,
+                leg_id=f"target:{peer}",
                 role="target",
-                start=start,
-                answer=answer,
+                start=min(row.start for row in group),
+                answer=min((row.answer or row.start for row in won), default=None),
                 end=end,
-                caller=src,
-                callee=dst,
-                status=_DISPOSITIONS[disposition],
-                end_reason=disposition,
-                target_number=dst if on_trunk else resource,
-                trunk_name=resource if on_trunk else "",
+                talk_seconds=sum(row.talk_seconds or 0 for row in won) if won else None,
+                status=status,
+                end_reason=last.disposition if not won else "ANSWERED",
+                target_number=number,
+                trunk_name=trunk,
+                callee_side="external" if trunk else "internal",
             )
         )
-    return legs
+    picked_up = [
+        row for row in own if row.disposition == "ANSWERED" and row.app.lower() not in _WAITING_APPS
+    ]
+    ends = [row.end for row in rows if row.end is not None]
+    caller = Leg(
+        call_id=origin.call_id,
+        leg_id=f"caller:{origin.channel}",
+        role="caller",
+        start=rows[0].start,
+        answer=min((row.answer or row.start for row in picked_up), default=None),
+        end=max(ends) if ends else None,
+        caller=origin.caller,
+        callee=origin.callee,
+        talk_seconds=sum(row.talk_seconds or 0 for row in picked_up) if picked_up else None,
+        caller_side=_caller_side(origin.channel, origin.caller),
+    )
+    targets.sort(key=lambda leg: (leg.start, _channel(leg.leg_id.removeprefix("target:")).seq))
+    return [caller, *targets]

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.engine import Database, transaction
 from callhistory.errors import InvalidArgument
-from callhistory.ingest import asterisk_csv, jsonl, service
+from callhistory.ingest import asterisk_csv, freeswitch, jsonl, service
 from callhistory.ingest.legs import Leg
-from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
+from callhistory.ingest.schemas import IngestCallLog
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal
 
@@ -39,10 +39,11 @@ class Record(Generic[T]):
 class ImportReport:
     imported: int = 0
     updated: int = 0
+    unchanged: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-Store = Callable[[AsyncConnection, Principal, list[T]], Awaitable[list[IngestedCallLog]]]
+Store = Callable[[AsyncConnection, Principal, list[T]], Awaitable[list[service.Stored]]]
 Progress = Callable[[int], None]
 
 
@@ -99,9 +100,10 @@ async def run_import(
                 report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
                 batch = [r for r in batch if r.source_id != bad]
                 continue
-            outcomes = {ack.source_id: ack.created for ack in stored}
-            report.imported += sum(outcomes.values())
-            report.updated += len(outcomes) - sum(outcomes.values())
+            outcomes = {one.source_id: one.outcome for one in stored}
+            report.imported += sum(1 for outcome in outcomes.values() if outcome == "created")
+            report.updated += sum(1 for outcome in outcomes.values() if outcome == "updated")
+            report.unchanged += sum(1 for outcome in outcomes.values() if outcome == "unchanged")
             break
     report.rejected.sort()
     return report
@@ -129,11 +131,44 @@ def asterisk_records(
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             try:
-                legs = asterisk_csv.parse_row(row, line=reader.line_num, tz=tz)
+                leg = asterisk_csv.parse_row(row, line=reader.line_num, tz=tz)
             except asterisk_csv.RowError as error:
                 yield (reader.line_num, str(error))
                 continue
-            yield Record(line=reader.line_num, source_id=legs[0].call_id, payload=legs)
+            yield Record(line=reader.line_num, source_id=leg.call_id, payload=[leg])
+
+
+FREESWITCH_MAX_BYTES = 4 << 20  # far above any CDR (~20 KB), far below a stray file
+
+
+def freeswitch_files(directory: Path) -> list[Path]:
+    """The CDR files mod_json_cdr writes to its ``log-dir`` or ``err-log-dir``
+    (``<uuid>.cdr.json``, ``a_<uuid>.cdr.json``), in name order."""
+    return sorted(path for path in directory.glob("*.json") if path.is_file())
+
+
+def freeswitch_records(
+    paths: list[Path], *, progress: Progress
+) -> Iterator[Record[list[Leg]] | tuple[int, str]]:
+    """One record per file, numbered from 1 in ``paths``' order: plain JSON, or the
+    URL-encoded or base64 text mod_json_cdr keeps when a post failed."""
+    for number, path in enumerate(paths, start=1):
+        try:
+            size = path.stat().st_size
+            if size > FREESWITCH_MAX_BYTES:
+                yield (number, f"{size} bytes is too large for a CDR")
+                continue
+            data = path.read_bytes()
+        except OSError as error:
+            yield (number, f"cannot read: {error.strerror}")
+            continue
+        progress(len(data))
+        try:
+            cdr = freeswitch.parse(freeswitch.decode_document(data))
+        except freeswitch.CdrError as error:
+            yield (number, str(error))
+            continue
+        yield Record(line=number, source_id=cdr.legs[0].call_id, payload=cdr.legs)
 
 
 def jsonl_records(
@@ -153,7 +188,7 @@ def jsonl_records(
 
 async def store_legs(
     conn: AsyncConnection, principal: Principal, payloads: list[list[Leg]]
-) -> list[IngestedCallLog]:
+) -> list[service.Stored]:
     return await service.ingest_legs(
         conn, principal=principal, legs=[leg for legs in payloads for leg in legs]
     )
@@ -161,5 +196,5 @@ async def store_legs(
 
 async def store_items(
     conn: AsyncConnection, principal: Principal, payloads: list[IngestCallLog]
-) -> list[IngestedCallLog]:
+) -> list[service.Stored]:
     return await service.ingest(conn, principal=principal, items=payloads)

@@ -29,13 +29,14 @@ async def IngestCallLogs(ctx: Context, request: IngestCallLogsRequest) -> Ingest
     stored = await service.ingest(
         ctx.conn, principal=ctx.principal, items=request.call_logs, read=ctx.read
     )
-    return IngestCallLogsResponse(call_logs=stored)
+    return IngestCallLogsResponse(call_logs=[one.ack() for one in stored])
 
 
 class FreeSwitchEndpoint:
     """``POST /ingest/freeswitch``: point ``mod_json_cdr``'s ``url`` here, with ``cred`` set to
     ``<anything>:<ingest key>`` (or the operator's shared ``CALLHISTORY_PBX_CREDENTIALS``).
-    Accepts the raw JSON body and the ``cdr=`` forms; 200 only after the commit."""
+    Accepts every body mod_json_cdr sends (raw JSON, ``cdr=`` URL-encoded or base64, whatever
+    the Content-Type says); 200 only after the commit."""
 
     def __init__(self, *, db: Database, settings: Settings) -> None:
         self._db = db
@@ -46,9 +47,7 @@ class FreeSwitchEndpoint:
             user, password = _basic_credentials(request)
             body = await read_body(request, self._settings.max_body_bytes)
             try:
-                cdr = freeswitch.parse(
-                    freeswitch.decode_body(body, request.headers.get("content-type", ""))
-                )
+                cdr = freeswitch.parse(freeswitch.decode_body(body))
             except freeswitch.CdrError as error:
                 raise Malformed(str(error)) from None
             shared = self._settings.pbx_credentials
@@ -60,15 +59,19 @@ class FreeSwitchEndpoint:
                 if not operator:
                     key_principal = await keys.authenticate(conn, key=password, needed=Scope.INGEST)
                 principal = await service.pbx_principal(
-                    conn, key_principal=key_principal, domain=cdr.domain, dialed=cdr.dialed
+                    conn,
+                    key_principal=key_principal,
+                    domain=cdr.domain,
+                    domain_field=f"variables.{cdr.domain_variable}",
+                    dialed=cdr.dialed,
                 )
-                stored = await service.ingest_legs(conn, principal=principal, legs=[cdr.leg])
+                stored = await service.ingest_legs(conn, principal=principal, legs=cdr.legs)
             request.state.tenant_id = principal.tenant_id
         except ApiError as error:
             return error_response(error)
         except Exception as exc:
             return error_response(unexpected(exc))
-        return Response(_encoder.encode(stored[0]), media_type="application/json")
+        return Response(_encoder.encode(stored[0].ack()), media_type="application/json")
 
 
 def _basic_credentials(request: Request) -> tuple[str, str]:

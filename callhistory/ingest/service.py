@@ -8,7 +8,8 @@ rewritten in place (same id and created_at) if and only if something changed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -22,8 +23,8 @@ from callhistory.calllogs.service import render
 from callhistory.db.tables import extensions, hotlines, users
 from callhistory.directory import repository as directory
 from callhistory.errors import InvalidArgument, PermissionDenied, decode_error
-from callhistory.ingest import repository
-from callhistory.ingest.legs import Leg, assemble
+from callhistory.ingest import asterisk_csv, repository
+from callhistory.ingest.legs import Directory, Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal
@@ -35,6 +36,23 @@ from callhistory.times import (
 )
 
 _encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing one call did: ``created``, ``updated`` (something changed) or
+    ``unchanged`` (the same call sent again)."""
+
+    id: str
+    source_id: str
+    outcome: Literal["created", "updated", "unchanged"]
+
+    def ack(self) -> IngestedCallLog:
+        return IngestedCallLog(
+            id=self.id, source_id=self.source_id, created=self.outcome == "created"
+        )
+
+
 _INBOUND = ("in", "ext_in")
 _OUTBOUND = ("out", "ext", "ext_out")
 _DAY = 86_400_000_000
@@ -189,7 +207,7 @@ async def ingest(
     items: list[IngestCallLog],
     field: str = "call_logs",
     read: AsyncConnection | None = None,
-) -> list[IngestedCallLog]:
+) -> list[Stored]:
     """Validate, attribute and render a batch, then store it in ``conn``'s transaction.
 
     Everything up to ``lock_for_ingest`` only reads (the directory, through ``read`` when
@@ -237,14 +255,19 @@ async def ingest(
         await lookups.commit()  # no read snapshot may outlive the write (see rpc.Dispatcher)
     await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
     await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
+    changed: set[str] = set()
     if prepared is not None and await _insert_all(conn, prepared):
         stored: dict[str, dict[str, Any]] = {}
     else:
-        stored = await _store(conn, tenant_id=tenant_id, latest=latest, new=new, now=now)
+        stored, changed = await _store(conn, tenant_id=tenant_id, latest=latest, new=new, now=now)
     return [
-        IngestedCallLog(id=str(stored[source_id]["id"]), source_id=source_id, created=False)
+        Stored(
+            id=str(stored[source_id]["id"]),
+            source_id=source_id,
+            outcome="updated" if source_id in changed else "unchanged",
+        )
         if source_id in stored
-        else IngestedCallLog(id=str(new[source_id]["id"]), source_id=source_id, created=True)
+        else Stored(id=str(new[source_id]["id"]), source_id=source_id, outcome="created")
         for source_id in (row["source_id"] for row in rows)
     ]
 
@@ -267,9 +290,9 @@ async def _store(
     latest: dict[str, dict[str, Any]],
     new: dict[str, dict[str, Any]],
     now: int,
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Under the write lock: insert the calls not stored yet, rewrite those that changed, and
-    answer the stored ones (by source id)."""
+    answer the stored ones (by source id) and the source ids of those rewritten."""
     stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
     updates: list[dict[str, Any]] = []
     for source_id, old in stored.items():
@@ -282,7 +305,7 @@ async def _store(
     inserts = [insert for source_id, insert in new.items() if source_id not in stored]
     await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await calllogs.update_many(conn, tenant_id=tenant_id, rows=updates)
-    return stored
+    return stored, {update["source_id"] for update in updates}
 
 
 _leg_decoder = msgspec.json.Decoder(Leg)
@@ -290,7 +313,7 @@ _leg_decoder = msgspec.json.Decoder(Leg)
 
 async def ingest_legs(
     conn: AsyncConnection, *, principal: Principal, legs: list[Leg]
-) -> list[IngestedCallLog]:
+) -> list[Stored]:
     """Store PBX legs, then rebuild the call log of every call they belong to."""
     unique = {(leg.call_id, leg.leg_id): leg for leg in legs}
     await repository.upsert_legs(
@@ -308,11 +331,36 @@ async def ingest_legs(
     )
     call_ids = list(dict.fromkeys(leg.call_id for leg in legs))
     stored = await repository.legs_of(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
+    known = await _directory(conn, tenant_id=principal.tenant_id)
     items = [
-        _checked(i, assemble(call_id, [_leg_decoder.decode(data) for data in stored[call_id]]))
+        _checked(
+            i,
+            assemble(
+                call_id, _expand([_leg_decoder.decode(data) for data in stored[call_id]]), known
+            ),
+        )
         for i, call_id in enumerate(call_ids)
     ]
     return await ingest(conn, principal=principal, items=items)
+
+
+async def _directory(conn: AsyncConnection, *, tenant_id: int) -> Directory:
+    extensions = await directory.extensions_by_number(conn, tenant_id=tenant_id)
+    hotlines = await directory.hotlines_by_number(conn, tenant_id=tenant_id)
+    return Directory(extensions=frozenset(extensions), hotlines=frozenset(hotlines))
+
+
+def _expand(legs: list[Leg]) -> list[Leg]:
+    """Asterisk rows read as a whole call; caller and target legs stored by earlier versions
+    for a call that now has rows give way to them."""
+    rows = [leg for leg in legs if leg.role == "row"]
+    if not rows:
+        return legs
+    return asterisk_csv.resolve(rows) + [
+        leg
+        for leg in legs
+        if leg.role != "row" and not leg.leg_id.startswith(("caller:", "target:"))
+    ]
 
 
 def _checked(index: int, item: IngestCallLog) -> IngestCallLog:
@@ -328,7 +376,12 @@ def _checked(index: int, item: IngestCallLog) -> IngestCallLog:
 
 
 async def pbx_principal(
-    conn: AsyncConnection, *, key_principal: Principal | None, domain: str, dialed: str
+    conn: AsyncConnection,
+    *,
+    key_principal: Principal | None,
+    domain: str,
+    dialed: str,
+    domain_field: str = "variables.domain_name",
 ) -> Principal:
     """The tenant a PBX's CDR belongs to. With a tenant's key: that tenant, unless the CDR's SIP
     domain is another tenant's (refused). With the operator's shared credentials
@@ -344,6 +397,6 @@ async def pbx_principal(
         named = owners[0] if len(owners) == 1 else None
     if named is None:
         raise InvalidArgument(
-            "variables.domain_name", f"no tenant has domain {domain!r} or hotline {dialed!r}"
+            domain_field, f"no tenant has domain {domain!r} or hotline {dialed!r}"
         )
     return await keys.tenant_principal(conn, tenant_id=named)
