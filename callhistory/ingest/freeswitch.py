@@ -117,15 +117,12 @@ def decode_body(body: bytes) -> Any:
     body arrives as ``application/x-www-form-urlencoded``. A ``cdr=`` form holds the document
     URL-encoded or in base64; anything else is the document itself."""
     text = body.strip()
-    if text.startswith(b"cdr="):
-        return decode_document(text[4:].split(b"&", 1)[0])
     if text.startswith(b"{"):
         return _json(text)
-    if b"cdr=" in text:
-        for part in text.split(b"&"):
-            if part.startswith(b"cdr="):
-                return decode_document(part[4:])
-    if text.startswith(b"%7B") or text.startswith(b"%7b"):
+    for part in text.split(b"&"):
+        if part.startswith(b"cdr="):
+            return decode_document(part[4:])
+    if text[:3].upper() == b"%7B":
         return decode_document(text)
     raise CdrError("the body is neither a JSON CDR nor a form with a cdr field")
 
