@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from callhistory.calllogs.schemas import CallTarget
 from callhistory.calllogs.service import render
 from callhistory.db.tables import extensions, hotlines, users
 from callhistory.directory import repository as directory
+from callhistory.directory.repository import ExtensionRef
 from callhistory.errors import InvalidArgument, PermissionDenied, decode_error
 from callhistory.ingest import asterisk_csv, repository
 from callhistory.ingest.legs import Directory, Leg, assemble
@@ -176,15 +177,33 @@ async def _check_references(
                 )
 
 
+class Known(NamedTuple):
+    """The tenant's extensions by number and hotline ids by normalised number."""
+
+    extensions: dict[str, ExtensionRef]
+    hotlines: dict[str, int]
+
+
+async def known_numbers(conn: AsyncConnection, *, tenant_id: int) -> Known:
+    return Known(
+        extensions=await directory.extensions_by_number(conn, tenant_id=tenant_id),
+        hotlines=await directory.hotlines_by_number(conn, tenant_id=tenant_id),
+    )
+
+
 async def _attribute(
-    conn: AsyncConnection, *, tenant_id: int, rows: list[dict[str, Any]], answered: list[str]
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    rows: list[dict[str, Any]],
+    answered: list[str],
+    known: Known | None,
 ) -> None:
     """Fill a missing extension, user and hotline from the numbers the PBX saw (``answered``:
     each row's first answering target)."""
     if all(row["extension_id"] and row["hotline_id"] and row["user_id"] for row in rows):
         return
-    by_number = await directory.extensions_by_number(conn, tenant_id=tenant_id)
-    hotline_ids = await directory.hotlines_by_number(conn, tenant_id=tenant_id)
+    by_number, hotline_ids = known or await known_numbers(conn, tenant_id=tenant_id)
     for row, target in zip(rows, answered, strict=True):
         if row["extension_id"] is None:
             if row["direction"] in _INBOUND:
@@ -207,6 +226,7 @@ async def ingest(
     items: list[IngestCallLog],
     field: str = "call_logs",
     read: AsyncConnection | None = None,
+    known: Known | None = None,
 ) -> list[Stored]:
     """Validate, attribute and render a batch, then store it in ``conn``'s transaction.
 
@@ -229,7 +249,7 @@ async def ingest(
         answered.append(target)
     lookups = read or conn
     await _check_references(lookups, tenant_id=tenant_id, rows=rows, field=field)
-    await _attribute(lookups, tenant_id=tenant_id, rows=rows, answered=answered)
+    await _attribute(lookups, tenant_id=tenant_id, rows=rows, answered=answered, known=known)
     latest = {row["source_id"]: row for row in rows}  # a source id twice in a batch: last wins
     now = now_micros()
     new = {
@@ -331,23 +351,18 @@ async def ingest_legs(
     )
     call_ids = list(dict.fromkeys(leg.call_id for leg in legs))
     stored = await repository.legs_of(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
-    known = await _directory(conn, tenant_id=principal.tenant_id)
+    known = await known_numbers(conn, tenant_id=principal.tenant_id)
+    numbers = Directory(extensions=frozenset(known.extensions), hotlines=frozenset(known.hotlines))
     items = [
         _checked(
             i,
             assemble(
-                call_id, _expand([_leg_decoder.decode(data) for data in stored[call_id]]), known
+                call_id, _expand([_leg_decoder.decode(data) for data in stored[call_id]]), numbers
             ),
         )
         for i, call_id in enumerate(call_ids)
     ]
-    return await ingest(conn, principal=principal, items=items)
-
-
-async def _directory(conn: AsyncConnection, *, tenant_id: int) -> Directory:
-    extensions = await directory.extensions_by_number(conn, tenant_id=tenant_id)
-    hotlines = await directory.hotlines_by_number(conn, tenant_id=tenant_id)
-    return Directory(extensions=frozenset(extensions), hotlines=frozenset(hotlines))
+    return await ingest(conn, principal=principal, items=items, known=known)
 
 
 def _expand(legs: list[Leg]) -> list[Leg]:
