@@ -8,6 +8,8 @@ import msgspec
 
 _ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]*)`")
+_NOT_AN_OBJECT = re.compile(r"^Expected `object`, got `(?P<got>[^`]*)`")
 
 
 class ApiError(Exception):
@@ -89,19 +91,26 @@ class Unavailable(ApiError):
     status = 503
 
 
-def decode_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
-    """Map a msgspec error to ``invalid_argument`` with ``meta.field``, or ``malformed``."""
-    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
+def decode_error(
+    error: msgspec.ValidationError | msgspec.DecodeError | UnicodeDecodeError,
+) -> ApiError:
+    """Map a decoding error to ``invalid_argument`` naming the field (a missing one by its own
+    path, ``call_logs[3].source_id``), or ``malformed`` for a body that is not a JSON object."""
+    if isinstance(error, UnicodeDecodeError):
+        return Malformed("the body is not valid UTF-8")
+    if not isinstance(error, msgspec.ValidationError):
         return Malformed("the body is not valid JSON")
     text = str(error)
     located = _ERROR_PATH.search(text)
     path = located.group("path").lstrip(".") if located else ""
     detail = text[: located.start()] if located else text
-    unknown = _UNKNOWN_FIELD.match(detail)
-    if unknown:
-        name = unknown.group("name")
+    named = _UNKNOWN_FIELD.match(detail) or _MISSING_FIELD.match(detail)
+    if named:
+        name = named.group("name")
         path = f"{path}.{name}" if path else name
-        detail = "unknown field"
-    elif not path:
+        detail = "unknown field" if named.re is _UNKNOWN_FIELD else "required field is missing"
+    elif not path and _NOT_AN_OBJECT.match(detail):
         return Malformed("the body must be a JSON object")
+    elif not path:
+        return Malformed(f"the body is not a request: {detail}")
     return InvalidArgument(path, detail)

@@ -217,7 +217,14 @@ class Dispatcher:
 def _decode(method: Method, body: bytes) -> msgspec.Struct:
     try:
         decoded: msgspec.Struct = method.decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # A decoder stops at its first error, which may come before the bad bytes (an unknown
+        # field): a body that is not UTF-8 is malformed whatever else it holds. Checked only
+        # once decoding failed (~0.5 ms for a 350 KB batch).
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as not_utf8:
+            raise decode_error(not_utf8) from None
         raise decode_error(exc) from None
     if b"\\u0000" in body:
         _reject_nul(decoded, "")

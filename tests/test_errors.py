@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -195,3 +196,61 @@ def test_nul_characters_are_refused_with_their_field(api: Api, tenant: Tenant) -
         prefix="pbx",
     )
     assert found["meta"]["field"] == "call_logs[0].call_targets[0].target_number"
+
+
+RAW_BODIES = [
+    b'{"filter": {"call_number": "09\xff\xfe12"}}',  # invalid UTF-8 inside a string
+    b'{"call_logs": [{"source_id": "\xc0\xaf"}]}',  # an overlong encoding of "/"
+    b'{"hotline": "\xe1\xbb"}',  # a multi-byte sequence cut short
+    b'{"\\ud800": 1}',  # a lone surrogate
+    b'{"a\x00b": 1}',  # a raw NUL
+    b"\xef\xbb\xbf{}",  # a byte order mark
+]
+
+
+def every_method(api: Api) -> list[str]:
+    paths = api.http.get("/openapi.json").json()["paths"]
+    return [path for path in paths if path.startswith("/v1/")]
+
+
+@pytest.mark.parametrize("content", RAW_BODIES)
+def test_bytes_that_are_not_utf8_json_are_malformed_everywhere(
+    api: Api, tenant: Tenant, content: bytes
+) -> None:
+    paths = every_method(api)
+    assert len(paths) >= 20
+    for path in paths:
+        response = api.http.post(
+            path,
+            content=content,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {tenant.admin}"},
+        )
+        assert (response.status_code, response.json()["code"]) == (400, "malformed"), path
+    basic = base64.b64encode(f"freeswitch:{tenant.ingest}".encode()).decode()
+    response = api.http.post(
+        "/ingest/freeswitch",
+        content=content,
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {basic}"},
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "malformed")
+
+
+def test_a_json_object_missing_a_required_field_names_that_field(api: Api, tenant: Tenant) -> None:
+    found = api.error("IngestCallLogs", {}, tenant.ingest, 400, "invalid_argument", prefix="pbx")
+    assert found["meta"]["field"] == "call_logs"
+    items: list[dict[str, Any]] = [
+        {"source_id": f"s{i}", "started_at": "2025-01-01T00:00:00Z"} for i in range(4)
+    ]
+    del items[3]["source_id"]
+    found = api.error(
+        "IngestCallLogs", {"call_logs": items}, tenant.ingest, 400, "invalid_argument", prefix="pbx"
+    )
+    assert found["meta"]["field"] == "call_logs[3].source_id"
+    items[3]["source_id"] = "s3"
+    items[2]["call_targets"] = [{}, {"status": "answered", "fail_code": "x"}]
+    found = api.error(
+        "IngestCallLogs", {"call_logs": items}, tenant.ingest, 400, "invalid_argument", prefix="pbx"
+    )
+    assert found["meta"]["field"] == "call_logs[2].call_targets[1].fail_code"
+    found = api.error("CreateHotline", {}, tenant.admin, 400, "invalid_argument")
+    assert found["meta"]["field"] == "hotline"

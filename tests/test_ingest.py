@@ -102,7 +102,7 @@ def test_missing_source_id_is_named(api: Api, tenant: Tenant) -> None:
         "invalid_argument",
         prefix="pbx",
     )
-    assert envelope["meta"]["field"] == "call_logs[0]"
+    assert envelope["meta"]["field"] == "call_logs[0].source_id"
     assert "source_id" in envelope["msg"]
 
 

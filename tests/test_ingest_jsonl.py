@@ -57,3 +57,23 @@ def test_jsonl_import_reports_bad_lines_and_keeps_the_rest(
         "unchanged": 3,
         "rejected": 3,
     }
+
+
+def test_a_line_that_is_not_utf8_is_rejected_by_number(
+    api: Api, tenant: Tenant, database_url: str, tmp_path: Path
+) -> None:
+    lines = [
+        item("u1", note="u1"),
+        item("u2", note="caf\xe9").replace("caf\u00e9".encode(), b"caf\xe9"),  # Latin-1 é
+        item("u3", note="u3"),
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = CliRunner().invoke(
+        app, ["import", "jsonl", str(path), "--tenant", tenant.id, "--database", database_url]
+    )
+    assert result.exit_code == 1, result.output
+    assert "calls.jsonl:2: rejected: the line is not valid UTF-8" in result.output
+    assert "imported 2, updated 0, unchanged 0, rejected 1" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(r["note"] for p in api.walk(tenant.read, {}) for r in p) == ["u1", "u3"]

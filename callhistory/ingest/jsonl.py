@@ -18,3 +18,5 @@ def parse_line(text: bytes) -> IngestCallLog:
         return _decoder.decode(text)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise LineError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise LineError("the line is not valid UTF-8") from None
