@@ -551,3 +551,27 @@ def test_unusable_cdrs_are_400_not_500(api: Api, tenant: Tenant) -> None:
     assert response.json()["code"] == "invalid_argument"
     assert response.json()["meta"]["field"] == "call_logs[0].caller"
     assert calls(api, tenant) == []
+
+
+def test_strangers_are_turned_away_before_the_body_and_the_write_lock(
+    api: Api, tenant: Tenant, database_url: str
+) -> None:
+    """Wrong credentials are 401 whatever the body holds, and are answered while another
+    process holds SQLite's write lock (the key is checked on a read)."""
+    import sqlite3
+
+    wrong = base64.b64encode(b"freeswitch:ch_not_a_key").decode()
+    headers = {"Authorization": f"Basic {wrong}", "Content-Type": "application/json"}
+    for body in (b"{nope", b"x" * (2 * 1024 * 1024), b""):
+        response = api.http.post("/ingest/freeswitch", content=body, headers=headers)
+        assert response.status_code == 401, response.text
+    if not database_url.startswith("sqlite"):
+        return
+    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=1)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        response = api.http.post("/ingest/freeswitch", content=b"{}", headers=headers, timeout=20)
+        assert response.status_code == 401, response.text
+    finally:
+        holder.rollback()
+        holder.close()

@@ -45,19 +45,21 @@ class FreeSwitchEndpoint:
     async def handle(self, request: Request) -> Response:
         try:
             user, password = _basic_credentials(request)
+            shared = self._settings.pbx_credentials
+            operator = bool(shared) and hmac.compare_digest(
+                f"{user}:{password}".encode(), shared.encode()
+            )
+            key_principal = None
+            if not operator:
+                # Before the body is read and before the write lock: a stranger costs one read.
+                async with transaction(self._db, write=False) as read:
+                    key_principal = await keys.authenticate(read, key=password, needed=Scope.INGEST)
             body = await read_body(request, self._settings.max_body_bytes)
             try:
                 cdr = freeswitch.parse(freeswitch.decode_body(body))
             except freeswitch.CdrError as error:
                 raise Malformed(str(error)) from None
-            shared = self._settings.pbx_credentials
-            operator = bool(shared) and hmac.compare_digest(
-                f"{user}:{password}".encode(), shared.encode()
-            )
             async with transaction(self._db, write=True) as conn:
-                key_principal = None
-                if not operator:
-                    key_principal = await keys.authenticate(conn, key=password, needed=Scope.INGEST)
                 principal = await service.pbx_principal(
                     conn,
                     key_principal=key_principal,
