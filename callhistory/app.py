@@ -20,6 +20,7 @@ from callhistory.calllogs import service as calllogs
 from callhistory.calllogs.handlers import methods as calllog_methods
 from callhistory.config import Settings
 from callhistory.db.engine import open_database, transaction
+from callhistory.db.nodes import NodeLease
 from callhistory.directory.handlers import methods as directory_methods
 from callhistory.ingest.handlers import FreeSwitchEndpoint
 from callhistory.ingest.handlers import methods as ingest_methods
@@ -83,8 +84,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             max_body_bytes=settings.max_body_bytes,
             cursor_secret=secret,
         )
-        with _steady_gc():
-            yield
+        async with NodeLease(db):
+            with _steady_gc():
+                yield
         await db.dispose()
 
     async def rpc(request: Request) -> Response:

@@ -6,8 +6,9 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
 import typer
@@ -20,13 +21,15 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs import service as calllogs
-from callhistory.config import DEFAULT_DATABASE_URL, Settings
+from callhistory.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from callhistory.db.engine import Database as Store
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import upgrade
+from callhistory.db.nodes import NodeLease
 from callhistory.demo import create_demo
 from callhistory.errors import ApiError, InvalidArgument
 from callhistory.ids import parse_id
@@ -56,11 +59,18 @@ Database = Annotated[
         show_envvar=True,
     ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.", metavar="")]
 
 
 def _settings(database: str) -> Settings:
-    return Settings.from_env(database_url=database)
+    settings = Settings.from_env(database_url=database)
+    if settings.database_url.startswith("sqlite:///"):
+        folder = Path(settings.database_url.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--database / CALLHISTORY_DATABASE_URL: the folder {folder} does not exist"
+            )
+    return settings
 
 
 def _run(database: str, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -72,15 +82,15 @@ def _run(database: str, work: Callable[[Store], Awaitable[T]]) -> T:
             await upgrade(db.writer)
             async with transaction(db, write=True) as conn:
                 await calllogs.prepare_partitions(conn)
-            return await work(db)
+            async with NodeLease(db):
+                return await work(db)
         finally:
             await db.dispose()
 
     try:
         return asyncio.run(main())
     except ApiError as error:
-        err.print(f"[red]error[/red] ({error.code}): {error.msg}")
-        raise typer.Exit(1) from None
+        _fail(error.code, error.msg, 1)
 
 
 def _in_transaction(database: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -414,5 +424,75 @@ def import_jsonl(
     _import(file, tenant, database, as_json, run)
 
 
+class _State:
+    debug = False
+    as_json = False
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"callhistory {package_version('callhistory')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an unexpected failure.", metavar=""),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+            metavar="",
+        ),
+    ] = False,
+) -> None:
+    _State.debug = debug
+
+
+def _fail(code: str, msg: str, exit_code: int) -> NoReturn:
+    """One line on stderr (a JSON object on stdout under --json), then the exit code: 2 for
+    what the operator must fix in the command or its settings, 1 for failures."""
+    if _State.as_json:
+        typer.echo(msgspec.json.encode({"error": {"code": code, "msg": msg}}).decode())
+    else:
+        err.print(f"[red]error[/red] ({code}): {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code)
+
+
+def _expected_failure(error: BaseException) -> tuple[str, str, int] | None:
+    """(code, message, exit code) of a failure an operator should read as one line."""
+    if isinstance(error, ConfigError):
+        return "config", str(error), 2
+    if isinstance(error, (sa_exc.ArgumentError, sa_exc.NoSuchModuleError)):
+        return "config", f"--database / CALLHISTORY_DATABASE_URL: not a database URL ({error})", 2
+    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DBAPIError)):
+        reason = str(error.orig) if error.orig is not None else str(error)
+        return "unavailable", f"the database cannot be used: {_first_line(reason)}", 1
+    if isinstance(error, (OSError, TimeoutError)):
+        return "unavailable", f"the database cannot be reached: {_first_line(str(error))}", 1
+    return None
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
 def main() -> None:
-    app()
+    _State.as_json = "--json" in sys.argv
+    try:
+        app(standalone_mode=True)
+    except Exception as error:  # the one place failures become a line instead of a traceback
+        known = _expected_failure(error)
+        if _State.debug or known is None:
+            raise
+        code, msg, exit_code = known
+        try:
+            _fail(code, msg, exit_code)
+        except typer.Exit as leave:
+            sys.exit(leave.exit_code)

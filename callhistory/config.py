@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Literal, get_args
 
 import msgspec
 
 DEFAULT_DATABASE_URL = "sqlite:///callhistory.db"
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+_FIELD = re.compile(r"^(?P<detail>.*?)(?: - at `\$\.(?P<name>[a-z_]+)`)?$")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names its environment variable."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -18,7 +26,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_size: int = 10
     statement_timeout_ms: int = 5000
     max_body_bytes: int = 4 * 1024 * 1024
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     access_log: bool = True
     rate_limit_per_second: float = 50.0  # per API key and worker; 0 turns the limit off
     rate_limit_burst: int = 100
@@ -33,4 +41,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if value is not None:
                 raw[name] = value
         raw.update({k: v for k, v in overrides.items() if v is not None})
-        return msgspec.convert(raw, cls, strict=False)
+        if isinstance(raw.get("log_level"), str):
+            raw["log_level"] = str(raw["log_level"]).lower()
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as error:
+            match = _FIELD.match(str(error))
+            assert match is not None  # the pattern matches any text
+            name = match.group("name")
+            if not name:
+                raise ConfigError(f"settings: {error}") from None
+            got = f" (got {raw[name]!r})" if name in raw else ""
+            raise ConfigError(f"CALLHISTORY_{name.upper()}: {_expected(name)}{got}") from None
+
+
+def _expected(name: str) -> str:
+    kind = Settings.__annotations__[name]
+    if name == "log_level":
+        return "must be one of " + ", ".join(get_args(LogLevel))
+    return {
+        "int": "must be a whole number",
+        "float": "must be a number",
+        "bool": "must be true or false",
+    }.get(str(kind), f"must be a {kind}")

@@ -2,7 +2,10 @@
 
 Layout (63 bits, always positive): 41 bits of milliseconds since 2020-01-01 UTC, 10 bits of a
 per-process node number, 12 bits of a per-millisecond sequence. Ids from one process are strictly
-increasing; ids from several processes are ordered by millisecond.
+increasing; ids from several processes are ordered by millisecond. Every process that serves or
+imports leases its node number from the database (``db.nodes``), so no two live processes share
+one; until a lease is taken (code that mints ids outside ``serve`` and the CLI, such as tests)
+the node is drawn at random.
 """
 
 from __future__ import annotations
@@ -17,19 +20,36 @@ EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 MAX_ID = 2**63 - 1
 _SEQ_BITS = 12
 _NODE_BITS = 10
+NODES = 1 << _NODE_BITS
+
+
+class LeaseExpired(RuntimeError):
+    """The process's id node lease ran out (the database was unreachable for that long)."""
 
 
 class IdGenerator:
     def __init__(self, node: int | None = None) -> None:
-        self._node = secrets.randbelow(1 << _NODE_BITS) if node is None else node
+        self._node = secrets.randbelow(NODES) if node is None else node
         self._lock = threading.Lock()
         self._last_ms = 0
         self._seq = -1
+        self._until = 0.0  # when the node's lease ends (time.time()); 0: not leased
+
+    def use_node(self, node: int, *, until: float) -> None:
+        """Mint with ``node`` until ``until`` (a lease taken or renewed); past it, minting
+        fails rather than risk a number another process may have leased since."""
+        if not 0 <= node < NODES:
+            raise ValueError(f"node {node} is outside 0..{NODES - 1}")
+        with self._lock:
+            self._node = node
+            self._until = until
 
     def next_ids(self, count: int) -> list[int]:
         """``count`` increasing ids, taken under one lock (an ingest batch asks for hundreds)."""
         out = []
         with self._lock:
+            if self._until and time.time() >= self._until:
+                raise LeaseExpired(f"the lease of id node {self._node} ended and was not renewed")
             now = max(int(time.time() * 1000) - EPOCH_MS, self._last_ms)
             seq = self._seq if now == self._last_ms else -1
             for _ in range(count):
@@ -43,6 +63,10 @@ class IdGenerator:
 
 
 _generator = IdGenerator()
+
+
+def use_node(node: int, *, until: float) -> None:
+    _generator.use_node(node, until=until)
 
 
 def new_id() -> int:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import msgspec
+import pytest
 from typer.testing import CliRunner
 
 from callhistory.cli import app
@@ -85,3 +90,51 @@ def test_help_lists_every_command() -> None:
     out = cli("--help")
     for command in ("serve", "migrate", "tenant", "key", "demo"):
         assert command in out
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed command as an operator runs it (its own process and environment)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CALLHISTORY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "callhistory", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "exit_code", "names"),
+    [
+        (["--database", "notaurl"], {}, 2, "CALLHISTORY_DATABASE_URL"),
+        (["--database", "sqlite:////no/such/folder/x.db"], {}, 2, "/no/such/folder"),
+        ([], {"CALLHISTORY_DATABASE_URL": "sqlite:////no/such/x.db"}, 2, "/no/such"),
+        (["--database", "sqlite:///{tmp}/x.db"], {"CALLHISTORY_PORT": "abc"}, 2,
+         "CALLHISTORY_PORT"),
+        (["--database", "sqlite:///{tmp}/x.db"], {"CALLHISTORY_LOG_LEVEL": "verbose"}, 2,
+         "CALLHISTORY_LOG_LEVEL"),
+        (["--database", "postgresql://nobody@127.0.0.1:1/db"], {}, 1, "cannot be reached"),
+    ],
+)  # fmt: skip
+def test_expected_failures_are_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], exit_code: int, names: str
+) -> None:
+    args = ["tenant", "create", "--name", "x", *(a.replace("{tmp}", str(tmp_path)) for a in args)]
+    result = run_cli(*args, env=env)
+    assert result.returncode == exit_code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error ("), result.stderr
+    assert names in lines[0]
+    as_json = run_cli(*args, "--json", env=env)
+    assert as_json.returncode == exit_code
+    error = msgspec.json.decode(as_json.stdout)["error"]
+    assert names in error["msg"] and error["code"] in ("config", "unavailable")
+
+
+def test_debug_shows_the_traceback_and_version_prints(tmp_path: Path) -> None:
+    result = run_cli("--debug", "migrate", "--database", "notaurl")
+    assert result.returncode == 1 and "Traceback" in result.stderr
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("callhistory ")

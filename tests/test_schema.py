@@ -17,7 +17,7 @@ from callhistory.db.tables import metadata
 from tests import scope_check
 from tests.harness import ServerThread
 
-GLOBAL_TABLES = {"tenants", "api_keys", "service_state", "alembic_version"}
+GLOBAL_TABLES = {"tenants", "api_keys", "service_state", "id_nodes", "alembic_version"}
 
 
 def inspect(database_url: str, fn: Any) -> Any:

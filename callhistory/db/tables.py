@@ -29,6 +29,15 @@ service_state = sa.Table(
     sa.Column("value", sa.String(512), nullable=False),
 )
 
+# Who holds each id node number, until when (microseconds); see db.nodes.
+id_nodes = sa.Table(
+    "id_nodes",
+    metadata,
+    sa.Column("node", sa.Integer, primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", Micros, nullable=False),
+)
+
 tenants = sa.Table(
     "tenants",
     metadata,
