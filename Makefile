@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 ## Start the service on SQLite with demo data (created on first run), on 127.0.0.1:$(PORT).
 run: $(STAMP)
 	@if [ ! -f $(DB) ]; then \
-		$(BIN)/callhistory demo --calls 5000 --database sqlite:///$(DB) --save-key .demo-key; \
+		$(BIN)/callhistory demo --calls 5000 --database sqlite:///$(DB) --save-key .demo-key \
+			--save-keys .demo-keys.env; \
 	fi
 	@echo
+	@echo "The demo tenant's id and its read, ingest and admin keys: .demo-keys.env (. ./.demo-keys.env)"
 	@echo "Try it (read key of the demo tenant):"
 	@echo "  curl -s http://127.0.0.1:$(PORT)/v1/shop.Etelecom/ListCallLogs \\"
 	@echo "    -H 'Content-Type: application/json' -H 'Authorization: Bearer $$(cat .demo-key)' \\"
@@ -48,6 +50,7 @@ bench: $(STAMP)
 
 ## A bounded soak: fixed-rate mixed load on loopback (SOAK_SECONDS, default 300; SOAK_RATE).
 soak: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.soak
 
 clean:

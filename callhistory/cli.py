@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs import service as calllogs
+from callhistory.calllogs.repository import RetentionBlocked
 from callhistory.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from callhistory.db.engine import Database as Store
 from callhistory.db.engine import open_database, transaction
@@ -230,6 +231,13 @@ def demo(
     save_key: Annotated[
         Path | None, typer.Option(help="Also write the read key to this file (mode 600).")
     ] = None,
+    save_keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the tenant id and every key, as shell variables, to this file "
+            "(mode 600)."
+        ),
+    ] = None,
     database: Database = DEFAULT_DATABASE_URL,
     as_json: Json = False,
 ) -> None:
@@ -245,14 +253,26 @@ def demo(
         )
     if save_key is not None:
         read_key = next(k.key for k in result.keys if k.scope is Scope.READ)
-        save_key.touch(mode=0o600)
-        save_key.write_text(read_key + "\n")
+        _write_secret(save_key, read_key + "\n")
+    if save_keys is not None:
+        lines = [f"CALLHISTORY_DEMO_TENANT={result.tenant.id}"] + [
+            f"CALLHISTORY_DEMO_{made.scope.value.upper()}_KEY={made.key}" for made in result.keys
+        ]
+        _write_secret(save_keys, "\n".join(lines) + "\n")
     if as_json:
         typer.echo(msgspec.json.encode(result).decode())
         return
     console.print(f"demo tenant [bold]{result.tenant.id}[/bold] with {result.calls} calls")
     for made in result.keys:
         console.print(f"  {made.scope.value:>6} key: {made.key}")
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, whatever mode it had before."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 retention_app = typer.Typer(help="Remove old calls.", no_args_is_help=True)
@@ -275,9 +295,10 @@ def retention_apply(
 ) -> None:
     """Remove every tenant's calls that started longer ago than --older-than."""
     days = _days(older_than)
-    removed = _in_transaction(
-        database, lambda conn: calllogs.apply_retention(conn, older_than_days=days)
-    )
+    try:
+        removed = _run(database, lambda db: calllogs.apply_retention(db, older_than_days=days))
+    except RetentionBlocked as error:
+        _fail("unavailable", str(error), 1)
     if as_json:
         typer.echo(msgspec.json.encode({"removed": removed}).decode())
     else:

@@ -138,3 +138,26 @@ def test_debug_shows_the_traceback_and_version_prints(tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" in result.stderr
     version = run_cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("callhistory ")
+
+
+def test_demo_keeps_every_key_for_its_owner_only(tmp_path: Path) -> None:
+    keys_file, read_file = tmp_path / "keys.env", tmp_path / "read.key"
+    keys_file.write_text("stale")
+    keys_file.chmod(0o644)
+    cli(
+        "demo", "--calls", "10", "--database", f"sqlite:///{tmp_path}/demo.db",
+        "--save-key", str(read_file), "--save-keys", str(keys_file),
+    )  # fmt: skip
+    saved = dict(line.split("=", 1) for line in keys_file.read_text().splitlines())
+    assert set(saved) == {
+        "CALLHISTORY_DEMO_TENANT",
+        "CALLHISTORY_DEMO_READ_KEY",
+        "CALLHISTORY_DEMO_INGEST_KEY",
+        "CALLHISTORY_DEMO_ADMIN_KEY",
+    }
+    assert read_file.read_text().strip() == saved["CALLHISTORY_DEMO_READ_KEY"]
+    assert keys_file.stat().st_mode & 0o777 == 0o600 and read_file.stat().st_mode & 0o777 == 0o600
+    url = f"sqlite:///{tmp_path}/demo.db"
+    tenant = cli_json("key", "create", "--tenant", saved["CALLHISTORY_DEMO_TENANT"], "--scope",
+                      "read", "--database", url)  # fmt: skip
+    assert tenant["tenant_id"] == saved["CALLHISTORY_DEMO_TENANT"]

@@ -7,6 +7,7 @@ index-ordered, LIMITed subqueries, so the database never sorts a whole tenant to
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,7 +15,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.calllogs.months import Window, month_of, month_start, month_windows, next_month
@@ -549,27 +550,94 @@ async def ensure_partitions(conn: AsyncConnection, *, started: Iterable[int]) ->
 
 
 async def delete_older_than(conn: AsyncConnection, *, cutoff: int) -> int:
-    """Retention, across every tenant: remove calls that started before ``cutoff``.
-
-    On PostgreSQL whole months before the cutoff are dropped as partitions; only the month that
-    straddles the cutoff loses rows by DELETE. Returns the number of calls removed.
-    """
-    removed = 0
-    if conn.dialect.name == "postgresql":
-        for name in await _partitions(conn):
-            year, month = int(name[-6:-2]), int(name[-2:])
-            if month_start(*next_month(year, month)) <= cutoff:
-                count = await conn.execute(
-                    sa.select(sa.func.count()).select_from(sa.table(name)),
-                    execution_options=ALL_TENANTS,
-                )
-                removed += int(count.scalar_one())
-                await conn.execute(sa.text(f"ALTER TABLE call_logs DETACH PARTITION {name}"))
-                await conn.execute(sa.text(f"DROP TABLE {name}"))
+    """Retention, across every tenant: delete the calls that started before ``cutoff`` (on
+    PostgreSQL, after ``drop_partitions_before``: only the month that straddles the cutoff)."""
     result = await conn.execute(
         call_logs.delete().where(c.started_at < cutoff), execution_options=ALL_TENANTS
     )
-    return removed + result.rowcount
+    return int(result.rowcount)
+
+
+class RetentionBlocked(RuntimeError):
+    """A partition could not be detached within the lock timeout, however often tried."""
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+async def drop_partitions_before(
+    engine: AsyncEngine, *, cutoff: int, lock_timeout_ms: int = 2000, attempts: int = 30
+) -> int:
+    """Drop the monthly partitions wholly before ``cutoff`` (PostgreSQL); returns how many
+    calls they held.
+
+    Each is detached CONCURRENTLY, in its own transactions (the statement cannot run in one):
+    readers and writers of call_logs go on and never queue behind it. It waits for the
+    transactions that may still read the partition, each wait bounded by ``lock_timeout``;
+    a detach cut short stays pending and is finished (FINALIZE) at the next attempt. No
+    statement timeout: this is maintenance, not a request."""
+    async with engine.connect() as raw:
+        conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("SET statement_timeout = 0"))
+        await conn.execute(sa.text(f"SET lock_timeout = {int(lock_timeout_ms)}"))
+        try:
+            return await _drop_before(conn, cutoff=cutoff, attempts=attempts)
+        finally:  # the pool hands this connection out again
+            await conn.execute(sa.text("RESET statement_timeout"))
+            await conn.execute(sa.text("RESET lock_timeout"))
+
+
+async def _drop_before(conn: AsyncConnection, *, cutoff: int, attempts: int) -> int:
+    """Detach (see ``_detach``), count and drop each partition wholly before ``cutoff``."""
+    removed = 0
+    result = await conn.execute(
+        sa.text(
+            "SELECT c.relname, i.inhdetachpending FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'call_logs'::regclass"
+        )
+    )
+    for name, pending in sorted(result.all()):
+        if not _PARTITION.fullmatch(name):
+            continue
+        year, month = int(name[-6:-2]), int(name[-2:])
+        if month_start(*next_month(year, month)) > cutoff:
+            continue
+        await _detach(conn, name, pending=bool(pending), attempts=attempts)
+        count = await conn.execute(
+            sa.select(sa.func.count()).select_from(sa.table(name)),
+            execution_options=ALL_TENANTS,
+        )
+        removed += int(count.scalar_one())
+        await conn.execute(sa.text(f"DROP TABLE {name}"))
+    return removed
+
+
+async def _detach(conn: AsyncConnection, name: str, *, pending: bool, attempts: int) -> None:
+    for attempt in range(attempts):
+        how = "FINALIZE" if pending else "CONCURRENTLY"
+        try:
+            await conn.execute(sa.text(f"ALTER TABLE call_logs DETACH PARTITION {name} {how}"))
+            return
+        except sa.exc.DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            # A concurrent detach that timed out while waiting leaves the partition pending.
+            pending = bool(
+                (
+                    await conn.execute(
+                        sa.text(
+                            "SELECT i.inhdetachpending FROM pg_inherits i "
+                            "WHERE i.inhrelid = CAST(:name AS regclass)"
+                        ),
+                        {"name": name},
+                    )
+                ).scalar()
+            )
+            await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+    raise RetentionBlocked(
+        f"partition {name} is still being read after {attempts} tries; "
+        "a long transaction holds it: run retention again later"
+    )
 
 
 async def lock_for_ingest(conn: AsyncConnection, *, tenant_id: int) -> None:

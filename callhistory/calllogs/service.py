@@ -16,6 +16,7 @@ from callhistory.calllogs.schemas import (
     ListCallLogsRequest,
     ListCallLogsResponse,
 )
+from callhistory.db.engine import Database, transaction
 from callhistory.directory import repository as directory
 from callhistory.ids import format_id
 from callhistory.ingest import repository as legs
@@ -109,9 +110,15 @@ async def prepare_partitions(conn: AsyncConnection) -> None:
     await repository.ensure_partitions(conn, started=[now + i * _MONTH for i in range(3)])
 
 
-async def apply_retention(conn: AsyncConnection, *, older_than_days: int) -> int:
+async def apply_retention(db: Database, *, older_than_days: int) -> int:
     """Remove every tenant's calls (and their PBX legs) that started more than
-    ``older_than_days`` ago; returns how many calls."""
+    ``older_than_days`` ago; returns how many calls. On PostgreSQL whole months go as
+    partitions first, each in its own transactions; the rest in one transaction."""
     cutoff = now_micros() - older_than_days * 86_400_000_000
-    await legs.delete_legs_older_than(conn, cutoff=cutoff)
-    return await repository.delete_older_than(conn, cutoff=cutoff)
+    removed = 0
+    if db.dialect == "postgresql":
+        removed += await repository.drop_partitions_before(db.writer, cutoff=cutoff)
+    async with transaction(db, write=True) as conn:
+        await legs.delete_legs_older_than(conn, cutoff=cutoff)
+        removed += await repository.delete_older_than(conn, cutoff=cutoff)
+    return removed
