@@ -11,7 +11,7 @@ PORT ?= 8080
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[server,dev]'
 	touch $(STAMP)
 
 ## Start the service on SQLite with demo data (created on first run), on 127.0.0.1:$(PORT).
@@ -45,12 +45,12 @@ pytest: $(STAMP)
 ## The benchmark (bounded, ~15 minutes on 2 cores; data cached in bench/.data): bench/results.md.
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[server,dev,bench]'
 	timeout 1800 $(BIN)/python -m bench.run
 
 ## A bounded soak: fixed-rate mixed load on loopback (SOAK_SECONDS, default 300; SOAK_RATE).
 soak: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[server,dev,bench]'
 	$(BIN)/python -m bench.soak
 
 clean:

@@ -1,5 +1,5 @@
 """``python -m callhistory`` runs the CLI."""
 
-from callhistory.cli import main
+from callhistory.entry import main
 
 main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from typing import Any
@@ -15,7 +16,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from callhistory.calllogs.schemas import CallLog, CallTarget
-from callhistory.client import AsyncClient, CallHistoryError, Client
+from callhistory.client import (
+    AsyncClient,
+    CallHistoryError,
+    Client,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 from tests.dataset import Dataset, build, expected
 from tests.harness import Api, ServerThread, free_port, new_tenant
 
@@ -74,12 +82,14 @@ class Outage:
     """A stand-in for a server whose store is briefly down (a real HTTP server on loopback):
     it answers 503 ``unavailable`` (with Retry-After) ``failures`` times, then a page."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, *, proxy: bool = False) -> None:
         self.failures = failures
         self.seen: list[float] = []
 
         async def endpoint(request: Request) -> Response:
             self.seen.append(time.monotonic())
+            if len(self.seen) <= self.failures and proxy:  # a proxy's own page, not JSON
+                return Response(b"<html>502 Bad Gateway</html>", 502, media_type="text/html")
             if len(self.seen) <= self.failures:
                 body = b'{"code":"unavailable","msg":"store down","meta":{}}'
                 return Response(body, 503, {"Retry-After": "0"}, media_type="application/json")
@@ -146,3 +156,94 @@ def test_documented_csv_example_runs(server: ServerThread, data: Dataset, tmp_pa
     assert [r["id"] for r in rows] == expected(
         data, {"date_from": "2025-03-01", "date_to": "2025-03-10"}
     )
+
+
+def test_a_proxys_bad_gateway_is_retried_within_the_deadline() -> None:
+    with (
+        Outage(failures=2, proxy=True) as outage,
+        Client(f"http://127.0.0.1:{outage.port}", "k", backoff=0.01) as client,
+    ):
+        assert list(client.list_call_logs()) == []
+    assert len(outage.seen) == 3
+    with (
+        Outage(failures=10_000, proxy=True) as outage,
+        Client(
+            f"http://127.0.0.1:{outage.port}", "k", retries=10_000, backoff=0.02, deadline=0.5
+        ) as client,
+        pytest.raises(UnavailableError) as caught,
+    ):
+        list(client.list_call_logs())
+    assert caught.value.status == 502 and isinstance(caught.value, CallHistoryError)
+    assert 2 <= len(outage.seen) < 10_000  # the deadline ended it, not the count
+
+
+def test_both_clients_have_the_same_methods(server: ServerThread, database_url: str) -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    assert public(Client) == public(AsyncClient)
+    tenant = new_tenant(database_url)
+    api = Api(server.base_url)
+    api.ok("CreateHotline", {"hotline": "02873009999"}, tenant.admin)
+
+    async def run() -> tuple[list[str], int]:
+        async with AsyncClient(server.base_url, tenant.read) as client:
+            hotlines = [h.hotline async for h in client.hotlines()]
+            pages = [page async for page in client.call_log_pages(limit=5)]
+            assert [u async for u in client.users()] == []
+            assert [d async for d in client.departments()] == []
+            assert [e async for e in client.extensions()] == []
+            return hotlines, len(pages)
+
+    assert asyncio.run(run()) == (["02873009999"], 1)
+    api.close()
+
+
+def test_errors_have_a_class_per_code(server: ServerThread, data: Dataset) -> None:
+    with Client(server.base_url, data.tenant.read) as client:
+        with pytest.raises(InvalidArgumentError):
+            list(client.list_call_logs(direction="sideways"))
+        with pytest.raises(PermissionDeniedError):
+            client.ingest_call_logs([{"source_id": "x", "started_at": "2025-01-01T00:00:00Z"}])
+
+
+CLIENT_ONLY = """
+import importlib.abc, sys
+
+SERVER = ("starlette", "uvicorn", "sqlalchemy", "alembic", "aiosqlite", "asyncpg", "typer", "rich")
+
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in SERVER:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+from callhistory.client import Client
+
+with Client(sys.argv[1], sys.argv[2]) as client:
+    print(len(list(client.list_call_logs(limit=50))))
+"""
+
+
+def test_the_client_needs_only_httpx_and_msgspec(server: ServerThread, data: Dataset) -> None:
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    base = {re.split(r"[\[=<>~ ]", dep)[0] for dep in project["dependencies"]}
+    assert base == {"httpx", "msgspec"}
+    assert "sqlalchemy[asyncio]==2.1.9" in project["optional-dependencies"]["server"]
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT_ONLY, server.base_url, data.tenant.read],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == len(expected(data, {}))

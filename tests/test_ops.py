@@ -41,6 +41,31 @@ def test_openapi_describes_every_method_with_its_models(api: Api) -> None:
     filters = doc["components"]["schemas"]["CallLogFilter"]
     assert filters["additionalProperties"] is False
     assert "call_number" in filters["properties"]
+    assert (
+        "0 or absent = 100"
+        in doc["components"]["schemas"]["Paging"]["properties"]["limit"]["description"]
+    )
+
+
+def test_openapi_describes_the_pbx_and_health_endpoints_and_each_status(api: Api) -> None:
+    doc = api.http.get("/openapi.json").json()
+    freeswitch = doc["paths"]["/ingest/freeswitch"]["post"]
+    assert freeswitch["security"] == [{"basic": []}]
+    assert doc["components"]["securitySchemes"]["basic"]["scheme"] == "basic"
+    assert set(freeswitch["requestBody"]["content"]) >= {
+        "application/json",
+        "application/x-www-form-urlencoded",
+    }
+    assert {"/healthz", "/readyz"} <= set(doc["paths"])
+    list_call_logs = doc["paths"]["/v1/shop.Etelecom/ListCallLogs"]["post"]["responses"]
+    statuses = {
+        status: answer["description"]
+        for status, answer in list_call_logs.items()
+        if status != "200"
+    }
+    for status, code in [("400", "malformed"), ("401", "unauthenticated"), ("404", "bad_route"),
+                         ("413", "resource_exhausted"), ("503", "unavailable")]:  # fmt: skip
+        assert code in statuses[status]
 
 
 class Capture(logging.Handler):

@@ -1,14 +1,18 @@
 """The Python client: ``for call in Client(url, key).list_call_logs(direction="in"): ...``.
 
-Sync (:class:`Client`) and async (:class:`AsyncClient`) on httpx. Results are the server's own
-msgspec Structs; errors are :class:`CallHistoryError` carrying ``code``, ``msg`` and ``meta``.
-Calls that are safe to repeat (reads, idempotent ingest) are retried with exponential backoff on
-``unavailable``, ``resource_exhausted`` (honouring ``Retry-After``) and connection failures.
+Sync (:class:`Client`) and async (:class:`AsyncClient`) on httpx, with the same methods.
+Results are the server's own msgspec Structs; errors are :class:`CallHistoryError` (one
+subclass per code, e.g. :class:`InvalidArgumentError`) carrying ``code``, ``msg`` and ``meta``.
+Calls that are safe to repeat (reads, idempotent ingest) are retried on ``unavailable`` (also a
+proxy's non-JSON 502, 503 or 504), ``resource_exhausted`` (honouring ``Retry-After``) and
+connection failures: exponential backoff with full jitter, within an overall ``deadline``.
+Needs only httpx and msgspec (``pip install callhistory``; the server is ``callhistory[server]``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, TypeVar
@@ -30,7 +34,21 @@ from callhistory.directory.schemas import (
 from callhistory.ingest.schemas import IngestCallLog, IngestCallLogsResponse
 from callhistory.schemas import ErrorEnvelope
 
-__all__ = ["AsyncClient", "CallHistoryError", "Client"]
+__all__ = [
+    "AlreadyExistsError",
+    "AsyncClient",
+    "BadRouteError",
+    "CallHistoryError",
+    "Client",
+    "InternalError",
+    "InvalidArgumentError",
+    "MalformedError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "UnauthenticatedError",
+    "UnavailableError",
+]
 
 T = TypeVar("T")
 _RETRY_CODES = frozenset({"unavailable", "resource_exhausted"})
@@ -49,12 +67,79 @@ _envelope = msgspec.json.Decoder(ErrorEnvelope)
 class CallHistoryError(Exception):
     """An error answered by the API (or a transport failure, code ``unavailable``)."""
 
+    code = ""
+
     def __init__(self, code: str, msg: str, meta: dict[str, str], status: int = 0) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.meta = meta
         self.status = status
+
+
+class InvalidArgumentError(CallHistoryError):
+    """A field is wrong; ``meta["field"]`` names it."""
+
+
+class MalformedError(CallHistoryError):
+    """The body was not a JSON object."""
+
+
+class UnauthenticatedError(CallHistoryError):
+    """No, unknown or revoked key."""
+
+
+class PermissionDeniedError(CallHistoryError):
+    """The key lacks the scope, or the tenant is suspended."""
+
+
+class NotFoundError(CallHistoryError):
+    """The named record is not in the key's tenant."""
+
+
+class AlreadyExistsError(CallHistoryError):
+    """A duplicate (an extension number)."""
+
+
+class BadRouteError(CallHistoryError):
+    """No such method."""
+
+
+class ResourceExhaustedError(CallHistoryError):
+    """Rate limited, or the body is too large."""
+
+
+class InternalError(CallHistoryError):
+    """A fault of the server."""
+
+
+class UnavailableError(CallHistoryError):
+    """The server or its store cannot answer now; safe to retry."""
+
+
+_ERRORS: dict[str, type[CallHistoryError]] = {
+    "invalid_argument": InvalidArgumentError,
+    "malformed": MalformedError,
+    "unauthenticated": UnauthenticatedError,
+    "permission_denied": PermissionDeniedError,
+    "not_found": NotFoundError,
+    "already_exists": AlreadyExistsError,
+    "bad_route": BadRouteError,
+    "resource_exhausted": ResourceExhaustedError,
+    "internal": InternalError,
+    "unavailable": UnavailableError,
+}
+# What a proxy or load balancer in front answers, in its own format, for a server that is down.
+_GATEWAY_STATUSES = {
+    502: "unavailable",
+    503: "unavailable",
+    504: "unavailable",
+    429: "resource_exhausted",
+}
+
+
+def _make_error(code: str, msg: str, meta: dict[str, str], status: int) -> CallHistoryError:
+    return _ERRORS.get(code, CallHistoryError)(code, msg, meta, status)
 
 
 def _filters(filters: dict[str, Any]) -> dict[str, Any]:
@@ -65,44 +150,64 @@ def _filters(filters: dict[str, Any]) -> dict[str, Any]:
 def _error(response: httpx.Response) -> CallHistoryError:
     try:
         envelope = _envelope.decode(response.content)
-        return CallHistoryError(envelope.code, envelope.msg, envelope.meta, response.status_code)
+        return _make_error(envelope.code, envelope.msg, envelope.meta, response.status_code)
     except msgspec.DecodeError:
-        return CallHistoryError("internal", response.text[:200], {}, response.status_code)
+        code = _GATEWAY_STATUSES.get(response.status_code, "internal")
+        text = f"HTTP {response.status_code}: {response.text[:200]}"
+        return _make_error(code, text, {}, response.status_code)
 
 
 class _Base:
     def __init__(
-        self, *, api_key: str, prefix: str, retries: int, backoff: float, max_backoff: float
+        self,
+        *,
+        api_key: str,
+        prefix: str,
+        retries: int,
+        backoff: float,
+        max_backoff: float,
+        deadline: float,
     ) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self._prefix = prefix
         self._retries = retries
         self._backoff = backoff
         self._max_backoff = max_backoff
+        self._deadline = deadline
 
     def _path(self, method: str) -> str:
         prefix = "pbx" if method == "IngestCallLogs" else self._prefix
         return f"/v1/{prefix}.Etelecom/{method}"
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """The server's Retry-After, else full jitter: uniform in [0, backoff * 2^attempt]."""
         after = response.headers.get("retry-after", "") if response is not None else ""
         if after.isdigit():
             return min(float(after), self._max_backoff)
-        return min(self._backoff * float(2**attempt), self._max_backoff)
+        return random.uniform(0, min(self._backoff * float(2**attempt), self._max_backoff))
 
     def _outcome(
-        self, method: str, attempt: int, response: httpx.Response | None, failure: Exception | None
-    ) -> tuple[bool, CallHistoryError | None]:
-        """(retry?, error to raise if not)."""
+        self,
+        method: str,
+        attempt: int,
+        response: httpx.Response | None,
+        failure: Exception | None,
+        started: float,
+    ) -> tuple[float | None, CallHistoryError | None]:
+        """(seconds to wait before retrying, or None; the error to raise if not retrying)."""
         if response is not None and response.status_code == 200:
-            return False, None
+            return None, None
         error = (
             _error(response)
             if response is not None
-            else CallHistoryError("unavailable", f"cannot reach the server: {failure}", {})
+            else UnavailableError("unavailable", f"cannot reach the server: {failure}", {})
         )
-        retry = method in _SAFE_TO_REPEAT and error.code in _RETRY_CODES and attempt < self._retries
-        return retry, error
+        if method not in _SAFE_TO_REPEAT or error.code not in _RETRY_CODES:
+            return None, error
+        delay = self._delay(attempt, response)
+        if attempt >= self._retries or time.monotonic() + delay > started + self._deadline:
+            return None, error
+        return delay, error
 
 
 class Client(_Base):
@@ -118,6 +223,7 @@ class Client(_Base):
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        deadline: float = 120.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -126,6 +232,7 @@ class Client(_Base):
             retries=retries,
             backoff=backoff,
             max_backoff=max_backoff,
+            deadline=deadline,
         )
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
 
@@ -141,6 +248,7 @@ class Client(_Base):
     def call(self, method: str, body: Any, result: type[T]) -> T:
         """One RPC call: ``body`` (a Struct or dict) in, ``result`` out."""
         content = msgspec.json.encode(body)
+        started = time.monotonic()
         attempt = 0
         while True:
             response: httpx.Response | None = None
@@ -151,13 +259,13 @@ class Client(_Base):
                 )
             except httpx.TransportError as exc:
                 failure = exc
-            retry, error = self._outcome(method, attempt, response, failure)
+            delay, error = self._outcome(method, attempt, response, failure, started)
             if error is None and response is not None:
                 return msgspec.json.decode(response.content, type=result)
-            if not retry:
+            if delay is None:
                 assert error is not None
                 raise error
-            time.sleep(self._delay(attempt, response))
+            time.sleep(delay)
             attempt += 1
 
     def call_log_pages(
@@ -231,6 +339,7 @@ class AsyncClient(_Base):
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        deadline: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -239,6 +348,7 @@ class AsyncClient(_Base):
             retries=retries,
             backoff=backoff,
             max_backoff=max_backoff,
+            deadline=deadline,
         )
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
@@ -253,6 +363,7 @@ class AsyncClient(_Base):
 
     async def call(self, method: str, body: Any, result: type[T]) -> T:
         content = msgspec.json.encode(body)
+        started = time.monotonic()
         attempt = 0
         while True:
             response: httpx.Response | None = None
@@ -263,18 +374,19 @@ class AsyncClient(_Base):
                 )
             except httpx.TransportError as exc:
                 failure = exc
-            retry, error = self._outcome(method, attempt, response, failure)
+            delay, error = self._outcome(method, attempt, response, failure, started)
             if error is None and response is not None:
                 return msgspec.json.decode(response.content, type=result)
-            if not retry:
+            if delay is None:
                 assert error is not None
                 raise error
-            await asyncio.sleep(self._delay(attempt, response))
+            await asyncio.sleep(delay)
             attempt += 1
 
-    async def list_call_logs(
+    async def call_log_pages(
         self, *, limit: int = 100, sort: str = "", **filters: Any
-    ) -> AsyncIterator[CallLog]:
+    ) -> AsyncIterator[ListCallLogsResponse]:
+        """Every page of ListCallLogs, following ``next``."""
         paging: dict[str, Any] = {"limit": limit, **({"sort": sort} if sort else {})}
         while True:
             page = await self.call(
@@ -282,13 +394,44 @@ class AsyncClient(_Base):
                 {"filter": _filters(filters), "paging": paging},
                 ListCallLogsResponse,
             )
-            for call in page.call_logs:
-                yield call
+            yield page
             if not page.paging.next:
                 return
             paging = {**paging, "after": page.paging.next}
 
+    async def list_call_logs(
+        self, *, limit: int = 100, sort: str = "", **filters: Any
+    ) -> AsyncIterator[CallLog]:
+        """Every matching call (see :meth:`Client.list_call_logs`)."""
+        async for page in self.call_log_pages(limit=limit, sort=sort, **filters):
+            for call in page.call_logs:
+                yield call
+
     async def ingest_call_logs(
         self, items: Sequence[IngestCallLog | dict[str, Any]]
     ) -> IngestCallLogsResponse:
+        """Store up to 1000 calls (idempotent on ``source_id``)."""
         return await self.call("IngestCallLogs", {"call_logs": list(items)}, IngestCallLogsResponse)
+
+    async def _records(self, method: str) -> AsyncIterator[Any]:
+        result, field = _LISTS[method]
+        paging: dict[str, Any] = {"limit": 1000}
+        while True:
+            page = await self.call(method, {"paging": paging}, result)
+            for record in getattr(page, field):
+                yield record
+            if not page.paging.next:
+                return
+            paging = {**paging, "after": page.paging.next}
+
+    def hotlines(self) -> AsyncIterator[HotlineRead]:
+        return self._records("GetHotlines")
+
+    def departments(self) -> AsyncIterator[DepartmentRead]:
+        return self._records("GetDepartments")
+
+    def users(self) -> AsyncIterator[UserRead]:
+        return self._records("GetUsers")
+
+    def extensions(self) -> AsyncIterator[ExtensionRead]:
+        return self._records("GetExtensions")
