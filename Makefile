@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 ## Start the service on SQLite with demo data (created on first run), on 127.0.0.1:$(PORT).
 run: $(STAMP)
 	@if [ ! -f $(DB) ]; then \
+		$(BIN)/callhistory migrate --database sqlite:///$(DB) && \
 		$(BIN)/callhistory demo --calls 5000 --database sqlite:///$(DB) --save-key .demo-key \
 			--save-keys .demo-keys.env; \
 	fi

@@ -98,6 +98,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     url = f"sqlite:///{workdir / 'soak.db'}"
     env = {**os.environ, "CALLHISTORY_RATE_LIMIT_PER_SECOND": "0"}
+    subprocess.run(
+        [sys.executable, "-m", "callhistory", "migrate", "--database", url], check=True, env=env
+    )
     demo = subprocess.run(
         [
             sys.executable,

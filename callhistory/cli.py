@@ -29,7 +29,7 @@ from callhistory.calllogs.repository import RetentionBlocked
 from callhistory.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from callhistory.db.engine import Database as Store
 from callhistory.db.engine import open_database, transaction
-from callhistory.db.migrate import upgrade
+from callhistory.db.migrate import schema_state, upgrade
 from callhistory.db.nodes import NodeLease
 from callhistory.demo import create_demo
 from callhistory.errors import ApiError, InvalidArgument
@@ -74,13 +74,23 @@ def _settings(database: str) -> Settings:
     return settings
 
 
-def _run(database: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Migrate the database, run ``work`` against it, and turn API errors into exit code 1."""
+def _run(database: str, work: Callable[[Store], Awaitable[T]], *, migrate: bool = False) -> T:
+    """Run ``work`` against the database (migrated first when ``migrate``; otherwise it must
+    already be at the latest schema), turning API errors into exit code 1."""
 
     async def main() -> T:
         db = open_database(_settings(database))
         try:
-            await upgrade(db.writer)
+            if migrate:
+                await upgrade(db.writer)
+            else:
+                current, head = await schema_state(db.writer)
+                if current != head:
+                    at = f"at revision {current}" if current else "empty"
+                    raise ConfigError(
+                        f"the database is {at}, not at the latest schema ({head}): run "
+                        "`callhistory migrate` with the same --database first"
+                    )
             async with transaction(db, write=True) as conn:
                 await calllogs.prepare_partitions(conn)
             async with NodeLease(db):
@@ -131,7 +141,7 @@ def serve(
 ) -> None:
     """Serve the API (migrating the database first)."""
     os.environ["CALLHISTORY_DATABASE_URL"] = database
-    _run(database, lambda _db: asyncio.sleep(0))  # migrate once, before any worker starts
+    _run(database, lambda _db: asyncio.sleep(0), migrate=True)  # once, before any worker starts
     # This process becomes uvicorn itself, so what the CLI and the migration loaded (Typer,
     # Rich, Alembic) does not stay resident beside the workers (measured: 60 MB).
     sys.stdout.flush()
@@ -159,7 +169,7 @@ def serve(
 @app.command()
 def migrate(database: Database = DEFAULT_DATABASE_URL) -> None:
     """Bring the database schema to the latest version."""
-    _run(database, lambda _db: asyncio.sleep(0))
+    _run(database, lambda _db: asyncio.sleep(0), migrate=True)
     console.print("database is at the latest schema")
 
 
@@ -180,24 +190,36 @@ def tenant_create(
     _print(tenant, as_json)
 
 
-def _set_status(tenant_id: str, status: TenantStatus, database: str) -> None:
+class TenantStatusChange(msgspec.Struct):
+    id: str
+    status: str
+
+
+def _set_status(tenant_id: str, status: TenantStatus, database: str, as_json: bool) -> None:
     tid = _id_argument(tenant_id, "TENANT_ID")
     _in_transaction(
         database, lambda conn: keys.set_tenant_status(conn, tenant_id=tid, status=status)
     )
-    console.print(f"tenant {tid} is {status.value}")
+    if as_json:
+        _print(TenantStatusChange(id=str(tid), status=status.value), as_json)
+    else:
+        console.print(f"tenant {tid} is {status.value}")
 
 
 @tenant_app.command("suspend")
-def tenant_suspend(tenant_id: str, database: Database = DEFAULT_DATABASE_URL) -> None:
+def tenant_suspend(
+    tenant_id: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
     """Suspend a tenant: its keys get permission_denied."""
-    _set_status(tenant_id, TenantStatus.SUSPENDED, database)
+    _set_status(tenant_id, TenantStatus.SUSPENDED, database, as_json)
 
 
 @tenant_app.command("resume")
-def tenant_resume(tenant_id: str, database: Database = DEFAULT_DATABASE_URL) -> None:
+def tenant_resume(
+    tenant_id: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
     """Make a suspended tenant active again."""
-    _set_status(tenant_id, TenantStatus.ACTIVE, database)
+    _set_status(tenant_id, TenantStatus.ACTIVE, database, as_json)
 
 
 @key_app.command("create")

@@ -17,6 +17,7 @@ from tests.harness import Api, cli, cli_json
 
 def test_tenant_and_key_lifecycle(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/ops.db"
+    cli("migrate", "--database", url)
     tenant = cli_json(
         "tenant",
         "create",
@@ -42,6 +43,7 @@ def test_tenant_and_key_lifecycle(tmp_path: Path) -> None:
 
 def test_errors_exit_nonzero_with_a_message(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/ops.db"
+    cli("migrate", "--database", url)
     runner = CliRunner()
     result = runner.invoke(
         app, ["tenant", "create", "--name", "X", "--timezone", "Mars/Olympus", "--database", url]
@@ -60,6 +62,9 @@ def test_errors_exit_nonzero_with_a_message(tmp_path: Path) -> None:
 
 def test_database_url_from_environment(tmp_path: Path, monkeypatch: object) -> None:
     url = f"sqlite:///{tmp_path}/env.db"
+    assert (
+        CliRunner().invoke(app, ["migrate"], env={"CALLHISTORY_DATABASE_URL": url}).exit_code == 0
+    )
     result = CliRunner().invoke(
         app, ["tenant", "create", "--name", "E", "--json"], env={"CALLHISTORY_DATABASE_URL": url}
     )
@@ -144,6 +149,7 @@ def test_demo_keeps_every_key_for_its_owner_only(tmp_path: Path) -> None:
     keys_file, read_file = tmp_path / "keys.env", tmp_path / "read.key"
     keys_file.write_text("stale")
     keys_file.chmod(0o644)
+    cli("migrate", "--database", f"sqlite:///{tmp_path}/demo.db")
     cli(
         "demo", "--calls", "10", "--database", f"sqlite:///{tmp_path}/demo.db",
         "--save-key", str(read_file), "--save-keys", str(keys_file),
@@ -161,3 +167,16 @@ def test_demo_keeps_every_key_for_its_owner_only(tmp_path: Path) -> None:
     tenant = cli_json("key", "create", "--tenant", saved["CALLHISTORY_DEMO_TENANT"], "--scope",
                       "read", "--database", url)  # fmt: skip
     assert tenant["tenant_id"] == saved["CALLHISTORY_DEMO_TENANT"]
+
+
+def test_only_serve_and_migrate_change_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    result = run_cli("tenant", "create", "--name", "x", "--database", url)
+    assert result.returncode == 2, result.stderr
+    assert "callhistory migrate" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert run_cli("migrate", "--database", url).returncode == 0
+    tenant = msgspec.json.decode(
+        run_cli("tenant", "create", "--name", "x", "--database", url, "--json").stdout
+    )
+    suspended = run_cli("tenant", "suspend", tenant["id"], "--database", url, "--json")
+    assert msgspec.json.decode(suspended.stdout) == {"id": tenant["id"], "status": "suspended"}

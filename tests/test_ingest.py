@@ -16,7 +16,7 @@ from callhistory.db.engine import open_database, transaction
 from callhistory.ingest.schemas import IngestCallLog
 from callhistory.ingest.service import Stored, ingest
 from callhistory.keys import service as keys
-from tests.harness import Api, ServerThread, Tenant, new_tenant, post_at_once
+from tests.harness import Api, ServerThread, Tenant, cli, new_tenant, post_at_once
 
 
 def call(source_id: str, **fields: Any) -> dict[str, Any]:
@@ -266,6 +266,7 @@ def test_a_call_stored_after_the_batch_looked_is_stored_once(tmp_path: Path) -> 
     slow post) must still come out once, updated, and the rest of the batch created, even when
     the clash is in a later INSERT than the first of the batch."""
     url = f"sqlite:///{tmp_path / 'race.db'}"
+    cli("migrate", "--database", url)
     tenant = new_tenant(url)
 
     def item(source_id: str, note: str = "") -> IngestCallLog:
@@ -302,6 +303,7 @@ def test_a_batch_waits_while_another_process_writes(tmp_path: Path) -> None:
     """A batch that finds SQLite's write lock held by another process (a second worker, the
     CLI importing files) waits for it rather than failing, and is stored once it is free."""
     path = tmp_path / "busy.db"
+    cli("migrate", "--database", f"sqlite:///{path}")
     tenant = new_tenant(f"sqlite:///{path}")
     with ServerThread(Settings(database_url=f"sqlite:///{path}")) as server:
         other = sqlite3.connect(path, isolation_level=None)

@@ -15,7 +15,7 @@ from callhistory.config import Settings
 from callhistory.db.engine import create_engine
 from callhistory.db.migrate import alembic_config, upgrade
 from tests.conftest import BACKENDS
-from tests.harness import Api, ServerThread, cli_json
+from tests.harness import Api, ServerThread, cli, cli_json
 from tests.pgserver import PostgresCluster
 
 _names = itertools.count()
@@ -116,6 +116,7 @@ def test_calls_stored_before_an_upgrade_are_served_after_it(empty_database: str)
             await engine.dispose()
 
     asyncio.run(at_0002())
+    cli("migrate", "--database", url)
     key = cli_json("key", "create", "--tenant", "77", "--scope", "read", "--database", url)["key"]
     with ServerThread(Settings(database_url=url, rate_limit_per_second=0)) as server:
         api = Api(server.base_url)

@@ -12,7 +12,7 @@ import pytest
 from callhistory.accesslog import JsonFormatter
 from callhistory.app import METHODS
 from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant, new_tenant, post_at_once
+from tests.harness import Api, ServerThread, Tenant, cli, new_tenant, post_at_once
 from tests.pgserver import PostgresCluster
 
 LIST = "/v1/shop.Etelecom/ListCallLogs"
@@ -157,6 +157,7 @@ def test_the_service_recovers_when_postgresql_restarts(postgres: PostgresCluster
     if postgres is None:
         pytest.skip("needs the tests' own PostgreSQL cluster to restart")
     url = postgres.create_database("restarted")
+    cli("migrate", "--database", url)
     tenant = new_tenant(url)
     with ServerThread(Settings(database_url=url, rate_limit_per_second=0)) as server:
         api = Api(server.base_url)
@@ -184,6 +185,7 @@ def test_sqlite_wal_stays_bounded_under_continuous_ingest(tmp_path: Path) -> Non
     than growing with every call ingested (it grew to 37 MB over these batches when a request's
     read snapshot stayed open across its write's commit)."""
     url = f"sqlite:///{tmp_path / 'wal.db'}"
+    cli("migrate", "--database", url)
     tenant = new_tenant(url)
     with ServerThread(Settings(database_url=url, rate_limit_per_second=0)) as server:
         api = Api(server.base_url)

@@ -33,3 +33,16 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
         await conn.run_sync(run)
+
+
+async def schema_state(engine: AsyncEngine) -> tuple[str | None, str]:
+    """(the database's revision, None for an empty database; the latest revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    async with engine.connect() as conn:
+        current = await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+    return current, str(head)
