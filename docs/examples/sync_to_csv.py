@@ -1,6 +1,6 @@
 """Copy a tenant's calls of a period into a CSV file, one row per call.
 
-python docs/examples/sync_to_csv.py http://127.0.0.1:8080 "$KEY" 2025-03-01 2025-03-31 calls.csv
+python docs/examples/sync_to_csv.py http://127.0.0.1:8080 "$KEY" 2026-11-01 2026-11-30 calls.csv
 """
 
 from __future__ import annotations
