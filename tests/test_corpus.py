@@ -326,7 +326,9 @@ def test_freeswitch_fusionpbx_recording(api: Api, tenant: Tenant) -> None:
     assert call["recording_urls"] == [f"{folder}/51156b0b-f91b-4fd3-9c8f-15226f6098be.wav"]
 
 
-def test_shared_credentials_never_route_by_the_callers_to_host(database_url: str) -> None:
+def test_shared_credentials_never_route_by_the_callers_to_host(
+    database_url: str, server: object
+) -> None:
     # fs4 names ipbx.itsyscom.com only in sip_to_host, which is what the caller wrote.
     owner = new_tenant(database_url, domain="ipbx.itsyscom.com")
     settings = Settings(
@@ -337,6 +339,7 @@ def test_shared_credentials_never_route_by_the_callers_to_host(database_url: str
         answer = post(api, "s3cret", corpus(FS4).read_bytes())
         assert answer.status_code == 400, answer.text
         assert answer.json()["meta"]["field"] == "variables.domain_name"
+        assert "sip_to_host" in answer.json()["msg"]
         assert calls(api, owner) == []
         api.close()
 

@@ -249,7 +249,7 @@ def test_the_same_calls_posted_at_once_are_stored_once(api: Api, tenant: Tenant)
     assert len(rows(api, tenant)) == 4 * 50
 
 
-def test_more_concurrent_batches_than_pooled_connections(database_url: str) -> None:
+def test_more_concurrent_batches_than_pooled_connections(database_url: str, server: object) -> None:
     """A write must not need two connections of one pool: with more batches in flight than
     connections, each would hold one and wait for another."""
     tenant = new_tenant(database_url, name="small pool")

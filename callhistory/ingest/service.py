@@ -411,7 +411,12 @@ async def pbx_principal(
         owners = await directory.tenants_with_hotline(conn, number=normalize(dialed))
         named = owners[0] if len(owners) == 1 else None
     if named is None:
-        raise InvalidArgument(
-            domain_field, f"no tenant has domain {domain!r} or hotline {dialed!r}"
-        )
+        hotline = f"hotline {dialed!r}" if dialed else "no hotline number"
+        if not domain:
+            raise InvalidArgument(
+                domain_field,
+                f"the CDR names no domain the PBX set (domain_name, dialed_domain; sip_to_host "
+                f"is the caller's and is not used), and no tenant has {hotline}",
+            )
+        raise InvalidArgument(domain_field, f"no tenant has domain {domain!r} or {hotline}")
     return await keys.tenant_principal(conn, tenant_id=named)
