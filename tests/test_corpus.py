@@ -462,3 +462,32 @@ def test_every_pbx_field_read_is_in_the_docs() -> None:
     page = (DOCS / "ingest-asterisk.md").read_text()
     assert len(columns) > 10
     assert sorted(name for name in columns if f"`{name}`" not in page) == []
+
+
+def test_asterisk_without_linkedid_still_reads_ring_groups_whole(
+    api: Api, tenant: Tenant, database_url: str, tmp_path: Path
+) -> None:
+    """cdr.conf's sample leaves newcdrcolumns off: the same rows without peeraccount, linkedid
+    and sequence (18 columns). The Local/ halves' rows still join the call that dialled them."""
+    import csv as csv_module
+    import io
+
+    text = corpus(A1).read_bytes().decode("utf-8", "replace")
+    out = io.StringIO()
+    writer = csv_module.writer(out, quoting=csv_module.QUOTE_ALL, lineterminator="\n")
+    for row in csv_module.reader(io.StringIO(text, newline="")):
+        writer.writerow(row[:18])
+    path = tmp_path / "Master.csv"
+    path.write_text(out.getvalue())
+    result = import_csv(path, tenant, database_url)
+    assert "imported 36, updated 0, unchanged 0, rejected 0" in result.output, result.output
+    got = by_start(api, tenant)
+    ring_group = got["2024-01-27T19:04:06Z"]
+    assert summary(ring_group) == ("89025348783", "211553", "in", "answered", 17)
+    assert targets(ring_group) == [("301", "", "answered")]
+    assert targets(got["2024-01-27T09:16:36Z"]) == [
+        ("301", "", "no_answer"),
+        ("154", "stadionpbx", "no_answer"),
+        ("158", "stadionpbx", "no_answer"),
+        ("200", "stadionpbx", "no_answer"),
+    ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from callhistory.ingest.legs import Leg, Side, TargetStatus, shape_side
@@ -84,9 +84,41 @@ def _time(text: str, tz: str, name: str) -> int | None:
     return to_micros(local)
 
 
-def parse_row(row: Sequence[str], *, line: int, tz: str) -> Leg:
+LocalLinks = dict[str, tuple[str, str]]
+
+
+def local_links(rows: Iterable[Sequence[str]]) -> LocalLinks:
+    """For files without ``linkedid`` (cdr.conf's default ``newcdrcolumns=no``): which row dialled
+    each ``Local/`` channel, so that the rows its ``;2`` half wrote join that row's call.
+    Maps ``Local/101@ctx-0000002a`` to the dialling row's (channel, uniqueid)."""
+    links: LocalLinks = {}
+    for row in rows:
+        try:
+            fields = dict(zip(layout(row), row, strict=True))
+        except RowError:
+            continue
+        peer = fields["dstchannel"]
+        if not fields.get("linkedid") and peer.startswith("Local/") and peer.endswith(";1"):
+            links[peer[:-2]] = (fields["channel"], fields.get("uniqueid", ""))
+    return links
+
+
+def _linked_call(channel: str, uniqueid: str, links: LocalLinks) -> str:
+    """The uniqueid of the channel that started the call a ``Local/…;2`` channel works for."""
+    for _ in range(16):  # Local channels dialling Local channels, a few deep at most
+        if not (channel.startswith("Local/") and channel.endswith(";2")):
+            break
+        parent = links.get(channel[:-2])
+        if parent is None:
+            break
+        channel, uniqueid = parent
+    return uniqueid
+
+
+def parse_row(row: Sequence[str], *, line: int, tz: str, links: LocalLinks | None = None) -> Leg:
     """One row as Asterisk wrote it, keyed within its call so that importing it again
-    replaces it."""
+    replaces it. ``links`` (see ``local_links``) joins ``Local/`` rows to their call when the
+    file has no ``linkedid``."""
     fields = dict(zip(layout(row), row, strict=True))
     start = _time(fields["start"], tz, "start")
     if start is None:
@@ -97,7 +129,10 @@ def parse_row(row: Sequence[str], *, line: int, tz: str) -> Leg:
     if disposition not in _DISPOSITIONS:
         raise RowError(f"disposition {fields['disposition']!r} is unknown")
     uniqueid = fields.get("uniqueid", "")
-    call_id = fields.get("linkedid") or uniqueid or f"{fields['channel']}|{fields['start']}"
+    linked = fields.get("linkedid") or (
+        _linked_call(fields["channel"], uniqueid, links) if links and uniqueid else ""
+    )
+    call_id = linked or uniqueid or f"{fields['channel']}|{fields['start']}"
     piece = fields.get("sequence") or (f"{uniqueid}@{fields['start']}" if uniqueid else str(line))
     billsec = fields["billsec"].split(".")[0]
     return Leg(

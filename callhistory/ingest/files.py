@@ -109,9 +109,24 @@ async def run_import(
     return report
 
 
+def _csv_rows(path: Path) -> Iterator[list[str]]:
+    with path.open(encoding="utf-8", errors="replace", newline="") as text:
+        reader = csv.reader(text)
+        while True:
+            try:
+                yield next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                continue
+
+
 def asterisk_records(
     path: Path, *, tz: str, progress: Progress
 ) -> Iterator[Record[list[Leg]] | tuple[int, str]]:
+    # Without linkedid, a first pass learns which call each Local/ channel worked for (its
+    # rows may come before the row that dialled it); only their names are kept.
+    links = asterisk_csv.local_links(_csv_rows(path))
     with path.open("rb") as raw:
         text = io.TextIOWrapper(
             io.BufferedReader(_Counting(raw, progress)),
@@ -131,7 +146,7 @@ def asterisk_records(
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             try:
-                leg = asterisk_csv.parse_row(row, line=reader.line_num, tz=tz)
+                leg = asterisk_csv.parse_row(row, line=reader.line_num, tz=tz, links=links)
             except asterisk_csv.RowError as error:
                 yield (reader.line_num, str(error))
                 continue
