@@ -491,3 +491,36 @@ def test_asterisk_without_linkedid_still_reads_ring_groups_whole(
         ("158", "stadionpbx", "no_answer"),
         ("200", "stadionpbx", "no_answer"),
     ]
+
+
+def test_cdrs_posted_at_the_same_moment(api: Api, tenant: Tenant) -> None:
+    """FreeSWITCH posts a call's A-leg and B-leg as both channels hang up, and retries post the
+    same CDR again: every post is stored (no 500), and the call is rebuilt from both legs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a_text, b_text = corpus(FS5).read_bytes(), corpus(FS6).read_bytes()
+    a_uuid, b_uuid = (
+        b"51156b0b-f91b-4fd3-9c8f-15226f6098be",
+        b"ab0aa08a-ead3-42c6-a365-99553a001fba",
+    )
+    rounds = []
+    for n in range(8):  # distinct calls: the same CDRs under other uuids
+        a_new = a_uuid.replace(b"51156b0b", f"{n:08d}".encode())
+        b_new = b_uuid.replace(b"ab0aa08a", f"{n:08d}".encode())
+        rounds.append([t.replace(a_uuid, a_new).replace(b_uuid, b_new) for t in (a_text, b_text)])
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        same = list(pool.map(lambda _: post(api, tenant.ingest, a_text).status_code, range(12)))
+        pairs = [
+            list(pool.map(lambda text: post(api, tenant.ingest, text).status_code, texts))
+            for texts in rounds
+        ]
+    assert same == [200] * 12
+    assert pairs == [[200, 200]] * 8
+    found = calls(api, tenant)
+    assert len(found) == 9
+    for call in found:
+        assert [(t["target_number"], t["fail_code"]) for t in call["call_targets"]] in (
+            [("1003", 487)],  # the B-leg's own CDR
+            [("1003", 0)],  # only for the call whose B-leg was never posted
+        )
+    assert sum(call["call_targets"][0]["fail_code"] == 487 for call in found) == 8

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.engine import ALL_TENANTS
@@ -18,40 +20,17 @@ _CHUNK = 400
 async def upsert_legs(
     conn: AsyncConnection, *, tenant_id: int, legs: Sequence[dict[str, Any]]
 ) -> None:
-    """Store legs keyed by (call_source_id, leg_id): new ones inserted, known ones replaced."""
-    calls = sorted({leg["call_source_id"] for leg in legs})
-    known: set[tuple[str, str]] = set()
-    for start in range(0, len(calls), _CHUNK):
-        result = await conn.execute(
-            sa.select(c.call_source_id, c.leg_id).where(
-                c.tenant_id == tenant_id, c.call_source_id.in_(calls[start : start + _CHUNK])
-            )
-        )
-        known.update((row.call_source_id, row.leg_id) for row in result)
-    inserts = [leg for leg in legs if (leg["call_source_id"], leg["leg_id"]) not in known]
-    updates = [leg for leg in legs if (leg["call_source_id"], leg["leg_id"]) in known]
-    if inserts:
-        await conn.execute(call_legs.insert(), [{**leg, "tenant_id": tenant_id} for leg in inserts])
-    if updates:
-        statement = (
-            call_legs.update()
-            .where(
-                c.tenant_id == tenant_id,
-                c.call_source_id == sa.bindparam("_call"),
-                c.leg_id == sa.bindparam("_leg"),
-            )
-            .values(data=sa.bindparam("data"), started_at=sa.bindparam("started_at"))
-        )
-        params = [
-            {
-                "_call": leg["call_source_id"],
-                "_leg": leg["leg_id"],
-                "data": leg["data"],
-                "started_at": leg["started_at"],
-            }
-            for leg in updates
-        ]
-        await conn.execute(statement, params)
+    """Store legs keyed by (call_source_id, leg_id): new ones inserted, known ones replaced, in
+    one statement (two posts of one CDR at once must not both try to insert it)."""
+    if not legs:
+        return
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(call_legs)
+    statement = statement.on_conflict_do_update(
+        index_elements=[c.tenant_id, c.call_source_id, c.leg_id],
+        set_={"data": statement.excluded.data, "started_at": statement.excluded.started_at},
+    )
+    await conn.execute(statement, [{**leg, "tenant_id": tenant_id} for leg in legs])
 
 
 async def legs_of(

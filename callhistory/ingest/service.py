@@ -334,7 +334,10 @@ _leg_decoder = msgspec.json.Decoder(Leg)
 async def ingest_legs(
     conn: AsyncConnection, *, principal: Principal, legs: list[Leg]
 ) -> list[Stored]:
-    """Store PBX legs, then rebuild the call log of every call they belong to."""
+    """Store PBX legs, then rebuild the call log of every call they belong to. The tenant's
+    ingest lock is taken first: an A-leg and its B-leg posted at the same moment must each
+    see the other's leg when the call is rebuilt (PostgreSQL; SQLite writers are serial)."""
+    await calllogs.lock_for_ingest(conn, tenant_id=principal.tenant_id)
     unique = {(leg.call_id, leg.leg_id): leg for leg in legs}
     await repository.upsert_legs(
         conn,
