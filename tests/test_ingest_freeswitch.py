@@ -575,3 +575,24 @@ def test_strangers_are_turned_away_before_the_body_and_the_write_lock(
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_absurd_times_and_deep_nesting_are_400_not_500(api: Api, tenant: Tenant) -> None:
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": "Basic " + base64.b64encode(f"x:{tenant.ingest}".encode()).decode(),
+    }
+    for start in ("9" * 30, "9" * 5000):
+        body = msgspec.json.encode({"variables": {"uuid": "u1", "start_uepoch": start}})
+        response = api.http.post("/ingest/freeswitch", content=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "malformed"
+    nested = (
+        b'{"variables": {"uuid": "u2", "start_uepoch": "1"}, "x": '
+        + b"[" * 5000
+        + b"]" * 5000
+        + b"}"
+    )
+    response = api.http.post("/ingest/freeswitch", content=nested, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (400, "malformed")
+    assert calls(api, tenant) == []

@@ -24,6 +24,7 @@ import msgspec
 
 from callhistory.calllogs.schemas import Direction
 from callhistory.ingest.legs import Leg, Side, TargetStatus
+from callhistory.times import MAX_MICROS
 
 # Hangup causes of a leg that was never answered → its status.
 _UNANSWERED: dict[str, TargetStatus] = {
@@ -81,7 +82,7 @@ def _json(text: bytes) -> Any:
             raise CdrError("the CDR is not valid JSON") from None
     try:
         return msgspec.json.decode(text)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise CdrError("the CDR is not valid JSON") from None
 
 
@@ -145,8 +146,12 @@ def _index(value: Any) -> int:
     return int(text) if text.isdecimal() else 0
 
 
-def _micros(value: str) -> int | None:
-    number = int(value) if value.isdecimal() else 0
+def _micros(var: Callable[[str], str], name: str) -> int | None:
+    """A ``*_uepoch`` variable: None when 0 or absent (never happened), refused past 9999."""
+    text = var(name)
+    number = int(text) if text.isdecimal() and len(text) <= 20 else 0
+    if number > MAX_MICROS:
+        raise CdrError(f"{name} {text} is not a time")
     return number or None
 
 
@@ -239,7 +244,7 @@ def parse(doc: Any) -> FreeSwitchCdr:
     uuid = var("uuid") or var("call_uuid")
     if not uuid:
         raise CdrError("the CDR has no uuid variable")
-    start = _micros(var("start_uepoch"))
+    start = _micros(var, "start_uepoch")
     if start is None:
         raise CdrError("the CDR has no start_uepoch")
     profiles = _profiles(doc)
@@ -257,8 +262,8 @@ def parse(doc: Any) -> FreeSwitchCdr:
         if not a_leg and not origin.get("uuid"):
             raise CdrError("a B-leg whose originator names no A-leg uuid")
         a_leg = a_leg or str(origin["uuid"])
-    answer = _micros(var("answer_uepoch"))
-    end = _micros(var("end_uepoch"))
+    answer = _micros(var, "answer_uepoch")
+    end = _micros(var, "end_uepoch")
     cause = var("hangup_cause")
     channel_data = doc.get("channel_data")
     channel_direction = var("direction") or (
@@ -276,27 +281,32 @@ def parse(doc: Any) -> FreeSwitchCdr:
         role="caller",
         start=start,
         end=end,
+        stated=_STATED.get(var("call_direction"), "unknown"),
         talk_seconds=int(talk) if talk.isdecimal() else None,
         recording_urls=_recordings(var),
     )
     replace = msgspec.structs.replace
+    # This channel as a phone or trunk the call rang: a B-leg, or a channel originate placed.
+    rung = replace(
+        base,
+        role="target",
+        answer=answer,
+        status="answered" if answer else _UNANSWERED.get(cause, "failed"),
+        end_reason=cause,
+        fail_code=_fail_code(var),
+        trunk_name=gateway,
+        callee_side="external" if gateway else ("internal" if var("dialed_user") else ""),
+    )
 
     if a_leg:  # a B-leg: one phone or trunk the call rang
         target = dialed or var("callee_id_number") or var("dialed_user")
         leg = replace(
-            base,
+            rung,
             call_id=a_leg,
-            role="target",
             caller=str(origin.get("caller_id_number", ""))
             or str(original.get("caller_id_number", "")),
             callee=str(origin.get("destination_number", "")) or target,
-            answer=answer,
-            status="answered" if answer else _UNANSWERED.get(cause, "failed"),
-            end_reason=cause,
-            fail_code=_fail_code(var),
             target_number=target,
-            trunk_name=gateway,
-            callee_side="external" if gateway else ("internal" if var("dialed_user") else ""),
         )
         return FreeSwitchCdr(legs=[leg], domain=domain, domain_variable=domain_variable, dialed="")
 
@@ -313,27 +323,13 @@ def parse(doc: Any) -> FreeSwitchCdr:
             answer=answer,
             caller=caller,
             callee=dialed,
-            stated=_STATED.get(var("call_direction"), "unknown"),
             caller_side="internal",
-            callee_side="external" if gateway else "",
+            callee_side=rung.callee_side,
         )
-        self_target = replace(
-            base,
-            leg_id=f"placed:{uuid}",
-            role="target",
-            answer=answer,
-            status="answered" if answer else _UNANSWERED.get(cause, "failed"),
-            end_reason=cause,
-            fail_code=_fail_code(var),
-            target_number=dialed,
-            trunk_name=gateway,
-            callee_side="external" if gateway else "",
-            recording_urls=[],
-        )
+        placed = replace(rung, leg_id=f"placed:{uuid}", target_number=dialed, recording_urls=[])
         return FreeSwitchCdr(
-            legs=[caller_leg, self_target], domain=domain, domain_variable=domain_variable,
-            dialed="",
-        )  # fmt: skip
+            legs=[caller_leg, placed], domain=domain, domain_variable=domain_variable, dialed=""
+        )
 
     caller = str(original.get("caller_id_number", "")) or var("caller_id_number")
     caller_side: Side = ""
@@ -348,7 +344,7 @@ def parse(doc: Any) -> FreeSwitchCdr:
         for p in _list(profile["originatee"].get("originatee_caller_profiles"))
         if isinstance(p, dict)
     }
-    bridged = _micros(var("bridge_uepoch")) or answer
+    bridged = _micros(var, "bridge_uepoch") or answer
     targets = _originated_targets(
         var, call_id=uuid, start=start, end=end, bridged_at=bridged, originatees=originatees
     )
@@ -358,7 +354,6 @@ def parse(doc: Any) -> FreeSwitchCdr:
         answer=answer,
         caller=caller,
         callee=dialed,
-        stated=_STATED.get(var("call_direction"), "unknown"),
         caller_side=caller_side,
         callee_side=callee_side,
     )
