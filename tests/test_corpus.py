@@ -524,3 +524,59 @@ def test_cdrs_posted_at_the_same_moment(api: Api, tenant: Tenant) -> None:
             [("1003", 0)],  # only for the call whose B-leg was never posted
         )
     assert sum(call["call_targets"][0]["fail_code"] == 487 for call in found) == 8
+
+
+def every(kind: str, pattern: str) -> list[str]:
+    return sorted(f"{kind}/{p.name}" for p in (CORPUS / kind).glob(pattern)) or [f"{kind}/missing"]
+
+
+@pytest.mark.parametrize("name", every("asterisk", "*.csv"))
+def test_every_asterisk_file_imports_as_it_is(
+    api: Api, tenant: Tenant, database_url: str, name: str
+) -> None:
+    """Each Master.csv of the corpus, untouched, through `callhistory import asterisk-csv`."""
+    result = import_csv(corpus(name), tenant, database_url)
+    assert result.exit_code == 0, result.output
+    assert "rejected 0" in result.output and calls(api, tenant)
+
+
+@pytest.mark.parametrize("name", every("freeswitch", "*.json"))
+def test_every_freeswitch_file_posts_as_it_is(api: Api, tenant: Tenant, name: str) -> None:
+    """Each CDR of the corpus, byte for byte, as the documented json_cdr.conf sends it
+    (encode=false, disable-100-continue=true: the raw document, declared as a form)."""
+    text = corpus(name).read_bytes()
+    uuid = msgspec.json.decode(text)["variables"]["uuid"]
+    response = api.http.post(
+        f"/ingest/freeswitch?uuid={uuid}",
+        content=text,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "freeswitch-json/1.0",
+            "Authorization": "Basic "
+            + base64.b64encode(f"freeswitch:{tenant.ingest}".encode()).decode(),
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert len(calls(api, tenant)) == 1
+
+
+def test_the_freeswitch_corpus_folder_imports_as_it_is(
+    api: Api, tenant: Tenant, database_url: str
+) -> None:
+    folder = corpus(FS4).parent
+    result = CliRunner().invoke(
+        app,
+        [
+            "import",
+            "freeswitch-dir",
+            str(folder),
+            "--tenant",
+            tenant.id,
+            "--database",
+            database_url,
+        ],
+    )
+    files = len(list(folder.glob("*.json")))
+    assert result.exit_code == 0, result.output
+    assert f"imported {files - 1}, updated 0, unchanged 0, rejected 0" in result.output  # fs5+fs6
+    assert len(calls(api, tenant)) == files - 1
