@@ -102,6 +102,11 @@ def _run(database: str, work: Callable[[Store], Awaitable[T]], *, migrate: bool 
         return asyncio.run(main())
     except ApiError as error:
         _fail(error.code, error.msg, 1)
+    except Exception as error:  # the one place expected failures become a line, not a traceback
+        known = _expected_failure(error)
+        if _State.debug or known is None:
+            raise
+        _fail(*known)
 
 
 def _in_transaction(database: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -514,7 +519,7 @@ def _expected_failure(error: BaseException) -> tuple[str, str, int] | None:
         return "config", str(error), 2
     if isinstance(error, (sa_exc.ArgumentError, sa_exc.NoSuchModuleError)):
         return "config", f"--database / CALLHISTORY_DATABASE_URL: not a database URL ({error})", 2
-    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DBAPIError)):
+    if isinstance(error, sa_exc.DBAPIError):
         reason = str(error.orig) if error.orig is not None else str(error)
         return "unavailable", f"the database cannot be used: {_first_line(reason)}", 1
     if isinstance(error, (OSError, TimeoutError)):
@@ -528,14 +533,4 @@ def _first_line(text: str) -> str:
 
 def main() -> None:
     _State.as_json = "--json" in sys.argv
-    try:
-        app(standalone_mode=True)
-    except Exception as error:  # the one place failures become a line instead of a traceback
-        known = _expected_failure(error)
-        if _State.debug or known is None:
-            raise
-        code, msg, exit_code = known
-        try:
-            _fail(code, msg, exit_code)
-        except typer.Exit as leave:
-            sys.exit(leave.exit_code)
+    app()

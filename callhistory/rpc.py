@@ -220,7 +220,7 @@ def _decode(method: Method, body: bytes) -> msgspec.Struct:
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         # A decoder stops at its first error, which may come before the bad bytes (an unknown
         # field): a body that is not UTF-8 is malformed whatever else it holds. Checked only
-        # once decoding failed (~0.5 ms for a 350 KB batch).
+        # once decoding failed, so good bodies pay nothing (docs/performance.md).
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as not_utf8:

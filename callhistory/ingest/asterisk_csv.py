@@ -250,7 +250,10 @@ def resolve(rows: list[Leg]) -> list[Leg]:
     ]
     first_answer = min(answers) if answers else None
     targets = []
-    for peer, group in groups.items():
+    in_ring_order = sorted(
+        groups.items(), key=lambda item: (item[1][0].start, _channel(item[0]).seq)
+    )
+    for peer, group in in_ring_order:
         won = [row for row in group if row.disposition == "ANSWERED"]
         last = group[-1]
         status: TargetStatus = "answered" if won else _DISPOSITIONS[last.disposition]
@@ -277,7 +280,7 @@ def resolve(rows: list[Leg]) -> list[Leg]:
                 end=end,
                 talk_seconds=sum(row.talk_seconds or 0 for row in won) if won else None,
                 status=status,
-                end_reason=last.disposition if not won else "ANSWERED",
+                end_reason="ANSWERED" if won else last.disposition,
                 target_number=number,
                 trunk_name=trunk,
                 callee_side="external" if trunk else "internal",
@@ -299,5 +302,4 @@ def resolve(rows: list[Leg]) -> list[Leg]:
         talk_seconds=sum(row.talk_seconds or 0 for row in picked_up) if picked_up else None,
         caller_side=_caller_side(origin.channel, origin.caller),
     )
-    targets.sort(key=lambda leg: (leg.start, _channel(leg.leg_id.removeprefix("target:")).seq))
     return [caller, *targets]

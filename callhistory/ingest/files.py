@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,10 +101,10 @@ async def run_import(
                 report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
                 batch = [r for r in batch if r.source_id != bad]
                 continue
-            outcomes = {one.source_id: one.outcome for one in stored}
-            report.imported += sum(1 for outcome in outcomes.values() if outcome == "created")
-            report.updated += sum(1 for outcome in outcomes.values() if outcome == "updated")
-            report.unchanged += sum(1 for outcome in outcomes.values() if outcome == "unchanged")
+            counts = Counter({one.source_id: one.outcome for one in stored}.values())
+            report.imported += counts["created"]
+            report.updated += counts["updated"]
+            report.unchanged += counts["unchanged"]
             break
     report.rejected.sort()
     return report

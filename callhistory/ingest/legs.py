@@ -9,6 +9,7 @@ Asterisk rows need the whole call to be read (``Local/`` plumbing), so they are 
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -62,8 +63,8 @@ class Directory:
     """What the tenant's directory says about numbers: its extensions, and its hotlines
     (normalised)."""
 
-    extensions: frozenset[str] = field(default_factory=frozenset)
-    hotlines: frozenset[str] = field(default_factory=frozenset)
+    extensions: Container[str] = field(default_factory=frozenset)
+    hotlines: Container[str] = field(default_factory=frozenset)
 
 
 def shape_side(number: str) -> Side:

@@ -227,6 +227,7 @@ async def ingest(
     field: str = "call_logs",
     read: AsyncConnection | None = None,
     known: Known | None = None,
+    locked: bool = False,
 ) -> list[Stored]:
     """Validate, attribute and render a batch, then store it in ``conn``'s transaction.
 
@@ -273,7 +274,8 @@ async def ingest(
         )
     if lookups is not conn:
         await lookups.commit()  # no read snapshot may outlive the write (see rpc.Dispatcher)
-    await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
+    if not locked:  # ingest_legs takes the lock before it stores legs
+        await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
     await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
     changed: set[str] = set()
     if prepared is not None and await _insert_all(conn, prepared):
@@ -355,7 +357,7 @@ async def ingest_legs(
     call_ids = list(dict.fromkeys(leg.call_id for leg in legs))
     stored = await repository.legs_of(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
     known = await known_numbers(conn, tenant_id=principal.tenant_id)
-    numbers = Directory(extensions=frozenset(known.extensions), hotlines=frozenset(known.hotlines))
+    numbers = Directory(extensions=known.extensions, hotlines=known.hotlines)
     items = [
         _checked(
             i,
@@ -365,7 +367,7 @@ async def ingest_legs(
         )
         for i, call_id in enumerate(call_ids)
     ]
-    return await ingest(conn, principal=principal, items=items, known=known)
+    return await ingest(conn, principal=principal, items=items, known=known, locked=True)
 
 
 def _expand(legs: list[Leg]) -> list[Leg]:
