@@ -43,19 +43,33 @@ def empty_database(
 
 
 def test_migrations_are_not_bound_by_the_request_statement_timeout(empty_database: str) -> None:
-    """An upgrade may build indexes over millions of calls: it must not be cut off by the
-    timeout that bounds each request's statements (here 1 ms, which any DDL outlasts)."""
-    settings = Settings(database_url=empty_database, statement_timeout_ms=1)
+    """An upgrade may build indexes over millions of calls, or wait for a running ingest to let go
+    of the table: it must not be cut off by the timeout that bounds each request's statements.
+    Here an open writer holds ``call_logs`` for longer than that timeout while 0004 indexes it."""
+    settings = Settings(database_url=empty_database, statement_timeout_ms=200)
+    held_for = 1.0
 
     async def migrate() -> list[str]:
         engine = create_engine(settings)
+        holder = create_engine(Settings(database_url=empty_database))
         try:
-            await upgrade(engine)
+            await upgrade(holder, "0003")
+            async with holder.connect() as writer:
+                if writer.dialect.name == "postgresql":
+                    await writer.execute(sa.text("LOCK TABLE call_logs IN ROW EXCLUSIVE MODE"))
+                else:
+                    await writer.execute(sa.text("UPDATE tenants SET name = name WHERE 0"))
+                upgrading = asyncio.ensure_future(upgrade(engine))
+                await asyncio.sleep(held_for)
+                assert not upgrading.done(), "the upgrade did not wait for the open writer"
+                await writer.rollback()
+                await upgrading
             async with engine.connect() as conn:
                 found = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
                 return list(found.scalars())
         finally:
             await engine.dispose()
+            await holder.dispose()
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert asyncio.run(migrate()) == [head]

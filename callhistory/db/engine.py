@@ -153,8 +153,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         adapted = cast(AdaptedConnection, conn.connection.dbapi_connection)
         if not conn.get_execution_options().get("callhistory_write", False):
-            # A deferred transaction (migrations) may have to upgrade to the write lock
-            # mid-way: SQLite's busy handler waits for it there.
+            # A plain read on the writer engine. SQLite's busy handler covers its locks; one
+            # that goes on to write must begin as a writer (WAL cannot wait mid-way).
             adapted.run_async(lambda driver: _busy_timeout(driver, conn.info, _BUSY_TIMEOUT_MS))
             conn.exec_driver_sql("BEGIN")
             return

@@ -29,10 +29,14 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
-        await conn.run_sync(run)
+    async with engine.connect() as conn:
+        # SQLite: BEGIN IMMEDIATE, queued behind a running writer. A deferred transaction that
+        # reads first cannot wait for the write lock in WAL mode: it fails "database is locked".
+        conn = await conn.execution_options(callhistory_write=True)
+        async with conn.begin():
+            if conn.dialect.name == "postgresql":
+                await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+            await conn.run_sync(run)
 
 
 async def schema_state(engine: AsyncEngine) -> tuple[str | None, str]:
