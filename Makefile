@@ -6,13 +6,30 @@ STAMP := $(VENV)/.installed
 DB ?= callhistory.db
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest bench soak clean
+.PHONY: run test lint typecheck pytest bench soak clean lock audit
 
-$(STAMP): pyproject.toml
+# The service's own dependencies from the lock (versions and hashes checked), then the package
+# and its development tools.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet -e '.[server,dev]'
 	touch $(STAMP)
+
+## Resolve requirements.lock again from pyproject.toml (after changing a dependency).
+lock:
+	$(PYTHON) -m venv /tmp/callhistory-lock
+	/tmp/callhistory-lock/bin/pip install --quiet pip-tools
+	/tmp/callhistory-lock/bin/pip-compile --quiet --extra server --generate-hashes \
+		--strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+
+## Known vulnerabilities in the locked dependencies (needs the vulnerability database online).
+audit:
+	$(PYTHON) -m venv /tmp/callhistory-audit
+	@/tmp/callhistory-audit/bin/pip install --quiet pip-audit \
+		|| { echo "pip-audit skipped: it could not be installed"; exit 0; } \
+		&& /tmp/callhistory-audit/bin/python scripts/audit.py
 
 ## Start the service on SQLite with demo data (created on first run), on 127.0.0.1:$(PORT).
 run: $(STAMP)
@@ -34,8 +51,8 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check callhistory tests bench
-	$(BIN)/ruff format --check callhistory tests bench
+	$(BIN)/ruff check callhistory tests bench scripts
+	$(BIN)/ruff format --check callhistory tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict callhistory

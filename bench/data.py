@@ -74,6 +74,7 @@ async def _directory(url: str, sizes: Sizes, rng: random.Random) -> list[TenantI
     rest = (sizes.total - sizes.big) // (sizes.tenants - 1)
     infos = []
     async with transaction(db, write=True) as conn:
+        sealer = await keys.sealer(conn, configured="")
         for t in range(sizes.tenants):
             tenant = await keys.create_tenant(
                 conn, name=f"Bench {t}", domain=f"bench{t}.example.vn"
@@ -121,6 +122,7 @@ async def _directory(url: str, sizes: Sizes, rng: random.Random) -> list[TenantI
                     request=ExtensionCreate(
                         extension_number=100 + i, hotline_id=hotlines[i % 3], user_id=user.id
                     ),
+                    sealer=sealer,
                 )
                 extensions.append(int(ext.id))
             busy = "0" + rng.choice(PREFIXES)[1:] + f"{rng.randrange(10**7):07d}"

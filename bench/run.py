@@ -36,7 +36,7 @@ from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import edge_start, page_select, window_statements
 from callhistory.calllogs.schemas import CallLog
 from callhistory.paging import CursorCodec
-from tests.harness import free_port
+from tests.harness import free_port, worst_queries
 from tests.pgserver import PostgresCluster
 
 CALLS = int(os.environ.get("BENCH_CALLS", 5_000_000))
@@ -411,6 +411,9 @@ def bench(data: Dataset) -> dict[str, Any]:
             log(
                 f"{data.backend} {name:>22}: floor p50 {pct(floor_ms, 0.5):7.2f} ms  api p50 {pct(api_ms, 0.5):7.2f} p99 {pct(api_ms, 0.99):7.2f} ms"
             )
+        log(f"{data.backend}: noisy neighbour")
+        out["noisy"] = noisy_neighbour(base, big, data.tenants[1])
+        log(f"{data.backend} noisy neighbour: {out['noisy']}")
     documents = page_sql(floor, big.id, CallLogQuery(), None, columns=("started_at", "id", "doc"))
 
     def read_documents() -> bytes:
@@ -458,6 +461,66 @@ def bench(data: Dataset) -> dict[str, Any]:
         for pbx, rate in out["ingest"].items():
             log(f"sqlite ingest, {pbx} source ids: {rate[1]:.0f} / {rate[2]:.0f} calls/s")
     return out
+
+
+NOISY_SECONDS = float(os.environ.get("BENCH_NOISY_SECONDS", 5))
+NOISY_CLIENTS = 8
+
+
+def noisy_neighbour(base: str, noisy: TenantInfo, other: TenantInfo) -> dict[str, Any]:
+    """Another tenant's first page and /healthz, quiet, then while ``NOISY_CLIENTS`` clients of
+    one tenant send ``worst_queries`` back to back."""
+    import threading
+
+    def sample(seconds: float) -> tuple[list[float], list[float]]:
+        pages, health = [], []
+        headers = {"Authorization": f"Bearer {other.key}", "Content-Type": "application/json"}
+        with httpx.Client(base_url=base, timeout=30) as http:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                began = time.perf_counter()
+                assert http.post(LIST, content=b"{}", headers=headers).status_code == 200
+                pages.append((time.perf_counter() - began) * 1000)
+                began = time.perf_counter()
+                assert http.get("/healthz").status_code == 200
+                health.append((time.perf_counter() - began) * 1000)
+        return pages, health
+
+    quiet_pages, quiet_health = sample(NOISY_SECONDS / 2)
+    stop = threading.Event()
+    answers: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def noise(n: int) -> None:
+        bodies = worst_queries()
+        headers = {"Authorization": f"Bearer {noisy.key}", "Content-Type": "application/json"}
+        with httpx.Client(base_url=base, timeout=30) as http:
+            i = n
+            while not stop.is_set():
+                status = http.post(LIST, content=bodies[i % len(bodies)], headers=headers)
+                with lock:
+                    answers[status.status_code] = answers.get(status.status_code, 0) + 1
+                i += 1
+
+    threads = [threading.Thread(target=noise, args=(n,)) for n in range(NOISY_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    try:
+        pages, health = sample(NOISY_SECONDS)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return {
+        "quiet_p50": pct(quiet_pages, 0.5),
+        "quiet_p99": pct(quiet_pages, 0.99),
+        "p50": pct(pages, 0.5),
+        "p99": pct(pages, 0.99),
+        "healthz_quiet_p99": pct(quiet_health, 0.99),
+        "healthz_p99": pct(health, 0.99),
+        "noisy_answers": dict(sorted(answers.items())),
+    }
 
 
 INGEST_BATCHES = int(os.environ.get("BENCH_INGEST_BATCHES", 100))
@@ -559,6 +622,10 @@ def load_runs(result: dict[str, Any], workers: int) -> str:
     return " / ".join(f"{r:,.0f}" for r in result[f"pages_per_s_runs_{workers}"])
 
 
+def _answers(noisy: dict[str, Any]) -> str:
+    return ", ".join(f"{n} x {status}" for status, n in noisy["noisy_answers"].items())
+
+
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         f"# Benchmark results\n\n{CALLS:,} calls over 50 tenants; the large tenant has {BIG:,}. "
@@ -590,6 +657,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| pages/s, 1 worker (median of {LOAD_RUNS} runs: {load_runs(r, 1)}) | {r['pages_per_s_1']:.0f} | |",
             f"| pages/s, 2 workers (median of {LOAD_RUNS} runs: {load_runs(r, 2)}) / ceiling ({ceiling:.0f}) | {r['pages_per_s_2']:.0f} ({r['pages_per_s_2'] / ceiling:.0%}) | ≥ 60% |",
             f"| server RSS, 1 / 2 workers | {r['rss_mb_1']:.0f} / {r['rss_mb_2']:.0f} MB | ≤ 200 MB |",
+            f"| noisy neighbour: another tenant's first page p50 / p99, quiet → while {NOISY_CLIENTS} clients of one tenant send the worst queries ({_answers(r['noisy'])}) | {r['noisy']['quiet_p50']:.1f} / {r['noisy']['quiet_p99']:.1f} → {r['noisy']['p50']:.1f} / {r['noisy']['p99']:.1f} ms | p99 ≤ 50 ms |",
+            f"| noisy neighbour: /healthz p99, quiet → noisy | {r['noisy']['healthz_quiet_p99']:.1f} → {r['noisy']['healthz_p99']:.1f} ms | ≤ 50 ms |",
         ]
         for pbx, rate in r.get("ingest", {}).items():
             lines.append(

@@ -51,8 +51,17 @@ def configure_logging(level: str) -> None:
     root.propagate = False
 
 
+# On every answer; API answers are never cached (the page's own headers: web.views).
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 class AccessLog:
-    """ASGI middleware: assigns the request id, times the request, logs one JSON line."""
+    """ASGI middleware: assigns the request id, adds the security headers, times the request,
+    logs one JSON line (with the client's address and the key's id, never the key)."""
 
     def __init__(self, app: ASGIApp, *, enabled: bool = True) -> None:
         self.app = app
@@ -67,15 +76,19 @@ class AccessLog:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        cached = scope["path"].startswith("/static/")
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in _SECURITY_HEADERS if h[0] not in names]
+                if not cached and b"cache-control" not in names:
+                    headers.append(_NO_STORE)
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -89,5 +102,7 @@ class AccessLog:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "tenant_id": str(scope["state"].get("tenant_id", "")),
+                    "key_id": scope["state"].get("key_id", ""),
+                    "client": (scope.get("client") or ("",))[0],
                 }
                 logger.info("request", extra={"fields": fields})

@@ -21,13 +21,14 @@ from callhistory.calllogs.handlers import methods as calllog_methods
 from callhistory.config import Settings
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.nodes import NodeLease
+from callhistory.directory import service as directory
 from callhistory.directory.handlers import methods as directory_methods
 from callhistory.ingest.handlers import FreeSwitchEndpoint
 from callhistory.ingest.handlers import methods as ingest_methods
 from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
-from callhistory.ratelimit import RateLimiter
-from callhistory.rpc import Dispatcher, error_response, unexpected
+from callhistory.ratelimit import FailureThrottle, RateLimiter
+from callhistory.rpc import Admission, Dispatcher, TenantSlots, error_response, unexpected
 from callhistory.web import views as web
 
 METHODS = [
@@ -62,6 +63,14 @@ def _steady_gc() -> Iterator[None]:
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     db = open_database(settings)
     document = msgspec.json.encode(openapi.build(METHODS))
+    admission = Admission(
+        db=db,
+        limiter=RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst),
+        throttle=FailureThrottle(per_minute=settings.auth_failures_per_minute),
+        tenant_slots=TenantSlots(
+            size=settings.tenant_concurrency, wait_s=settings.tenant_queue_ms / 1000
+        ),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,18 +80,21 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             from callhistory.db.migrate import upgrade
 
             await upgrade(db.writer)
-        async with transaction(db, write=True) as conn:
-            await calllogs.prepare_partitions(conn)
         async with transaction(db, write=False) as conn:
             secret = await keys.cursor_secret(conn)
+            sealer = await keys.sealer(conn, configured=settings.data_key)
+        async with transaction(db, write=True) as conn:
+            await calllogs.prepare_partitions(conn)
+            await directory.reseal_passwords(conn, sealer=sealer)
         app.state.dispatcher = Dispatcher(
             db=db,
-            limiter=RateLimiter(
-                rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
-            ),
+            admission=admission,
             methods=METHODS,
             max_body_bytes=settings.max_body_bytes,
+            body_timeout_s=settings.body_timeout_ms / 1000,
             cursor_secret=secret,
+            sealer=sealer,
+            request_timeout_s=settings.request_timeout_ms / 1000,
         )
         async with NodeLease(db):
             with _steady_gc():
@@ -116,7 +128,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         Route("/v1/{target:path}", rpc, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route(
             "/ingest/freeswitch",
-            FreeSwitchEndpoint(db=db, settings=settings).handle,
+            FreeSwitchEndpoint(db=db, settings=settings, admission=admission).handle,
             methods=["POST"],
         ),
     ]

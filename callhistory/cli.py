@@ -21,6 +21,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,9 +46,19 @@ app = typer.Typer(
     help="Multi-tenant call history with the eTelecom ListCallLogs API.", no_args_is_help=True
 )
 tenant_app = typer.Typer(help="Create and suspend tenants.", no_args_is_help=True)
-key_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+pbx_app = typer.Typer(
+    help="PBX credentials (one per PBX, for the tenants it serves) and routing numbers.",
+    no_args_is_help=True,
+)
+route_app = typer.Typer(
+    help="Numbers that route a PBX's CDRs to a tenant when no domain does.",
+    no_args_is_help=True,
+)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
+app.add_typer(pbx_app, name="pbx")
+pbx_app.add_typer(route_app, name="route")
 console = Console()
 err = Console(stderr=True)
 
@@ -145,6 +156,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API (migrating the database first)."""
+    from callhistory.server import uvicorn_arguments  # uvicorn stays out of the other commands
+
     os.environ["CALLHISTORY_DATABASE_URL"] = database
     _run(database, lambda _db: asyncio.sleep(0), migrate=True)  # once, before any worker starts
     # This process becomes uvicorn itself, so what the CLI and the migration loaded (Typer,
@@ -167,6 +180,7 @@ def serve(
             "--no-access-log",
             "--log-level",
             "warning",
+            *uvicorn_arguments(Settings.from_env()),
         ],
     )
 
@@ -231,15 +245,145 @@ def tenant_resume(
 def key_create(
     tenant: Annotated[str, typer.Option(help="The tenant's id.")],
     scope: Annotated[Scope, typer.Option(help="What the key may do.")] = Scope.READ,
+    expires_in_days: Annotated[
+        int | None, typer.Option(min=1, help="Stop working after so many days (default: never).")
+    ] = None,
     database: Database = DEFAULT_DATABASE_URL,
     as_json: Json = False,
 ) -> None:
     """Create an API key; the key itself is shown only here."""
     tenant_id = _id_argument(tenant, "--tenant")
     created = _in_transaction(
-        database, lambda conn: keys.create_key(conn, tenant_id=tenant_id, scope=scope)
+        database,
+        lambda conn: keys.create_key(
+            conn, tenant_id=tenant_id, scope=scope, expires_in_days=expires_in_days
+        ),
     )
     _print(created, as_json)
+
+
+@key_app.command("list")
+def key_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """List keys (never their secrets): scope, creation, expiry, last use (to the minute)."""
+    tenant_id = _id_argument(tenant, "--tenant") if tenant is not None else None
+    found = _in_transaction(database, lambda conn: keys.list_keys(conn, tenant_id=tenant_id))
+    _print_rows(found, as_json)
+
+
+def _print_rows(rows: list[Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(msgspec.json.encode(rows).decode())
+        return
+    if not rows:
+        console.print("(none)")
+        return
+    table = Table(*msgspec.structs.asdict(rows[0]).keys(), box=None)
+    for row in rows:
+        table.add_row(*(_cell(v) for v in msgspec.structs.asdict(row).values()))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+@pbx_app.command("create")
+def pbx_create(
+    name: Annotated[str, typer.Argument(help="The PBX's name, its user name in mod_json_cdr.")],
+    tenant: Annotated[list[str], typer.Option(help="A tenant it serves (repeat for more).")],
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Give a PBX its own credentials; the secret is shown only here."""
+    tenant_ids = [_id_argument(t, "--tenant") for t in tenant]
+    created = _in_transaction(
+        database, lambda conn: keys.create_pbx(conn, name=name, tenant_ids=tenant_ids)
+    )
+    _print(created, as_json)
+
+
+@pbx_app.command("list")
+def pbx_list(database: Database = DEFAULT_DATABASE_URL, as_json: Json = False) -> None:
+    """List PBXs and the tenants each serves."""
+    _print_rows(_in_transaction(database, lambda conn: keys.list_pbxes(conn)), as_json)
+
+
+@pbx_app.command("rotate")
+def pbx_rotate(
+    name: str,
+    grace_hours: Annotated[
+        int, typer.Option(min=0, help="Hours the current secret keeps working.")
+    ] = keys.ROTATION_GRACE_HOURS,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Give a PBX a new secret (shown only here)."""
+    rotated = _in_transaction(
+        database, lambda conn: keys.rotate_pbx(conn, name=name, grace_hours=grace_hours)
+    )
+    _print(rotated, as_json)
+
+
+@pbx_app.command("revoke")
+def pbx_revoke(name: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False) -> None:
+    """Stop a PBX's credentials at once."""
+    _print(_in_transaction(database, lambda conn: keys.revoke_pbx(conn, name=name)), as_json)
+
+
+@pbx_app.command("add-tenant")
+def pbx_add_tenant(
+    name: str, tenant: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
+    """Let a PBX write CDRs for one more tenant."""
+    tid = _id_argument(tenant, "TENANT")
+    bound = _in_transaction(database, lambda conn: keys.bind_pbx(conn, name=name, tenant_id=tid))
+    _print(bound, as_json)
+
+
+@pbx_app.command("remove-tenant")
+def pbx_remove_tenant(
+    name: str, tenant: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
+    """Stop a PBX writing CDRs for a tenant."""
+    tid = _id_argument(tenant, "TENANT")
+    unbound = _in_transaction(
+        database, lambda conn: keys.bind_pbx(conn, name=name, tenant_id=tid, bound=False)
+    )
+    _print(unbound, as_json)
+
+
+@route_app.command("add")
+def route_add(
+    number: str,
+    tenant: Annotated[str, typer.Option(help="The tenant the number's calls belong to.")],
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Route CDRs of calls that came in on NUMBER to a tenant (one tenant per number)."""
+    tid = _id_argument(tenant, "--tenant")
+    added = _in_transaction(
+        database, lambda conn: keys.add_route(conn, number=number, tenant_id=tid)
+    )
+    _print(added, as_json)
+
+
+@route_app.command("remove")
+def route_remove(number: str, database: Database = DEFAULT_DATABASE_URL) -> None:
+    """Stop routing NUMBER."""
+    _in_transaction(database, lambda conn: keys.remove_route(conn, number=number))
+    console.print(f"{number} routes nowhere now")
+
+
+@route_app.command("list")
+def route_list(database: Database = DEFAULT_DATABASE_URL, as_json: Json = False) -> None:
+    """List routing numbers and their tenants."""
+    _print_rows(_in_transaction(database, lambda conn: keys.list_routes(conn)), as_json)
 
 
 @key_app.command("revoke")
@@ -275,7 +419,11 @@ def demo(
         result = _run(
             database,
             lambda db: create_demo(
-                db, calls=calls, seed=seed, progress=lambda n: bar.advance(task, n)
+                db,
+                calls=calls,
+                seed=seed,
+                data_key=_settings(database).data_key,
+                progress=lambda n: bar.advance(task, n),
             ),
         )
     if save_key is not None:

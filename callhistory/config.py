@@ -24,17 +24,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
     pool_size: int = 10
-    statement_timeout_ms: int = 5000
+    # base64 of 32 bytes sealing the SIP passwords kept in the database (sealing.py); several,
+    # comma-separated, while rotating: the first seals, every one opens.
+    data_key: str = ""
+    statement_timeout_ms: int = 5000  # PostgreSQL's backstop for any one statement
+    request_timeout_ms: int = 5000  # one request's reads, all statements together
+    tenant_concurrency: int = 4  # requests of one tenant at once, per worker; 0: no cap
+    tenant_queue_ms: int = 1000  # how long a request past the cap waits before 429
     max_body_bytes: int = 4 * 1024 * 1024
+    max_connections: int = 1000  # per worker; past it uvicorn answers 503. 0: no cap
+    header_timeout_ms: int = 10_000  # a request's line and headers must arrive within this
+    body_timeout_ms: int = 30_000  # and its body within this, once its key was accepted
     log_level: LogLevel = "info"
     access_log: bool = True
     rate_limit_per_second: float = 50.0  # per API key and worker; 0 turns the limit off
     rate_limit_burst: int = 100
-    pbx_credentials: str = ""  # "user:password" a shared PBX may use for every tenant
+    # Failed authentications a client address may make a minute (and at once), per worker;
+    # past it, 429 before credentials are even looked at. 0 turns the throttle off.
+    auth_failures_per_minute: int = 20
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Build settings from the environment; explicit ``overrides`` win."""
+        if os.environ.get("CALLHISTORY_PBX_CREDENTIALS"):
+            raise ConfigError(
+                "CALLHISTORY_PBX_CREDENTIALS: one password for every tenant is no longer "
+                "accepted; give each PBX its own with `callhistory pbx create NAME --tenant ID` "
+                "(see docs/ingest-freeswitch.md) and unset this variable"
+            )
         raw: dict[str, object] = {}
         for name in cls.__struct_fields__:
             value = os.environ.get(f"CALLHISTORY_{name.upper()}")

@@ -124,10 +124,12 @@ async def create_demo(
     *,
     calls: int,
     seed: int = 7,
+    data_key: str = "",
     progress: Callable[[int], None] = lambda _: None,
 ) -> DemoResult:
     rng = random.Random(seed)
     async with transaction(db, write=True) as conn:
+        sealer = await keys.sealer(conn, configured=data_key)
         tenant = await keys.create_tenant(
             conn, name="Demo Call Centre", domain=f"demo-{rng.randrange(10**6)}.callhistory.local"
         )
@@ -177,6 +179,7 @@ async def create_demo(
                 request=ExtensionCreate(
                     extension_number=number, hotline_id=hotline_ids[i % 3], user_id=user.id
                 ),
+                sealer=sealer,
             )
             extensions.append(number)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -81,6 +81,21 @@ class BodyTooLarge(ResourceExhausted):
     status = 413
 
 
+class Canceled(ApiError):
+    """The client went away before its request was read: nobody receives the answer, but the
+    access log shows 499 (nginx's code for it), not a server error."""
+
+    code = "canceled"
+    status = 499
+
+
+class RequestTimeout(ApiError):
+    """A body that did not arrive in time (Twirp's ``deadline_exceeded``, HTTP 408)."""
+
+    code = "deadline_exceeded"
+    status = 408
+
+
 class Internal(ApiError):
     code = "internal"
     status = 500

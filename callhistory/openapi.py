@@ -18,6 +18,7 @@ from callhistory.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    RequestTimeout,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
@@ -30,9 +31,11 @@ _ERRORS: tuple[type[ApiError], ...] = (
     InvalidArgument,
     Unauthenticated,
     PermissionDenied,
+    RequestTimeout,
     NotFound,
     AlreadyExists,
     BodyTooLarge,
+    RequestTimeout,
     ResourceExhausted,
     Internal,
     Unavailable,
@@ -45,10 +48,12 @@ _CODES_BY_STATUS = {
     403: "permission_denied: the key lacks the scope, or the tenant is suspended",
     404: "not_found (a record not in the key's tenant) or bad_route (no such method)",
     409: "already_exists",
+    408: "deadline_exceeded: the body did not arrive within CALLHISTORY_BODY_TIMEOUT_MS",
     413: "resource_exhausted: the body is over CALLHISTORY_MAX_BODY_BYTES",
-    429: "resource_exhausted: the key's rate limit; retry after Retry-After",
+    429: "resource_exhausted: the key's rate limit, the tenant's requests at once, or failed "
+    "authentications from this address; retry after Retry-After",
     500: "internal",
-    503: "unavailable: the store cannot answer now; safe to retry",
+    503: "unavailable: the store cannot answer now, or the request outran its time; safe to retry",
 }
 _STATUS_DOC = {
     "type": "object",
@@ -119,8 +124,8 @@ def build(methods: Sequence[Method]) -> dict[str, Any]:
                 "basic": {
                     "type": "http",
                     "scheme": "basic",
-                    "description": "FreeSWITCH mod_json_cdr's cred: any user, an ingest key as "
-                    "the password (or the operator's CALLHISTORY_PBX_CREDENTIALS)",
+                    "description": "FreeSWITCH mod_json_cdr's cred: the PBX's own NAME:SECRET "
+                    "(callhistory pbx create), or any user with an ingest key as the password",
                 },
             },
         },

@@ -8,33 +8,41 @@ commits, and only then encodes the answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, get_type_hints
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar, get_type_hints
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from callhistory.db import deadline
 from callhistory.db.engine import Database, transaction
 from callhistory.errors import (
     ApiError,
     BadRoute,
     BodyTooLarge,
+    Canceled,
     Internal,
     InvalidArgument,
+    RequestTimeout,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
     decode_error,
 )
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import Principal, Scope
-from callhistory.ratelimit import RateLimiter
+from callhistory.ratelimit import FailureThrottle, RateLimiter
 from callhistory.schemas import ErrorEnvelope
+from callhistory.sealing import Sealer
+from callhistory.times import now_micros
 
 logger = logging.getLogger("callhistory")
 _RETRYABLE = (
@@ -47,6 +55,7 @@ _RETRYABLE = (
 # PostgreSQL SQLSTATEs: connection errors, query cancelled (statement timeout), shutdown, too many
 # connections, serialization failure and deadlock, lock not available.
 _RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
+T = TypeVar("T")
 _PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A-Za-z]+)")
 
 
@@ -59,6 +68,7 @@ class Context(msgspec.Struct, kw_only=True):
     read: AsyncConnection
     principal: Principal
     cursor_secret: bytes
+    sealer: Sealer
 
 
 Handler = Callable[[Context, Any], Awaitable[msgspec.Struct]]
@@ -137,6 +147,66 @@ def unexpected(exc: Exception) -> ApiError:
     return Internal("internal error")
 
 
+class Admission:
+    """What every entry point does before its handler: the client address's failed-auth
+    throttle, the key (from the headers, before any body is read), the key's rate limit, and a
+    slot among the tenant's concurrent requests."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        limiter: RateLimiter,
+        throttle: FailureThrottle,
+        tenant_slots: TenantSlots,
+    ) -> None:
+        self._db = db
+        self._limiter = limiter
+        self._throttle = throttle
+        self._slots = tenant_slots
+        self._recording: set[asyncio.Task[None]] = set()
+
+    async def authenticate(
+        self, request: Request, check: Callable[[AsyncConnection], Awaitable[T]]
+    ) -> T:
+        """Run ``check`` (credentials → principal) in its own short read; a failure counts
+        against the client's address."""
+        address = client_address(request)
+        self._throttle.check(address)
+        try:
+            async with transaction(self._db, write=False) as read:
+                return await check(read)
+        except Unauthenticated:
+            self._throttle.failed(address)
+            raise
+
+    def admit(self, request: Request, principal: Principal | None, bucket: object) -> None:
+        self._limiter.take(bucket)
+        request.state.key_id = str(principal.key_id) if principal and principal.key_id else ""
+        if principal is not None:
+            request.state.tenant_id = principal.tenant_id
+            now = now_micros()
+            if keys.use_is_due(principal, now):
+                self._record_use(principal.key_id, now)
+
+    def slot(self, tenant_id: int) -> AbstractAsyncContextManager[None]:
+        return self._slots.slot(tenant_id)
+
+    def _record_use(self, key_id: int, now: int) -> None:
+        """The key's last use, written beside the request (a read must not wait for a write)."""
+
+        async def record() -> None:
+            try:
+                async with transaction(self._db, write=True) as conn:
+                    await keys.record_use(conn, key_id=key_id, now=now)
+            except Exception as exc:  # a missed stamp is retried by the next request
+                logger.warning("could not record a key's use: %s", type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(record())
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+
 class Dispatcher:
     """Routes ``{prefix}.{Service}/{Method}`` to its handler (the service matched case-blind)."""
 
@@ -144,59 +214,70 @@ class Dispatcher:
         self,
         *,
         db: Database,
-        limiter: RateLimiter,
+        admission: Admission,
         methods: Iterable[Method],
         max_body_bytes: int,
+        body_timeout_s: float,
         cursor_secret: bytes,
+        sealer: Sealer,
+        request_timeout_s: float,
     ) -> None:
+        self._sealer = sealer
         self._db = db
-        self._limiter = limiter
+        self._admission = admission
         self._max_body = max_body_bytes
+        self._body_timeout = body_timeout_s
         self._secret = cursor_secret
+        self._timeout = request_timeout_s
         self._routes = {
             (prefix, m.service.lower(), m.name): m for m in methods for prefix in m.prefixes
         }
 
     async def __call__(self, request: Request) -> Response:
         try:
-            method = self._route(request)
-            body = await read_body(request, self._max_body)
-            key = _bearer(request)
-            # On a SQLite file a write checks the key and does its lookups on the reader, so it
-            # holds the write lock only for its own statements (see db.engine.transaction).
-            # Where reads and writes share one pool (PostgreSQL), a write takes one connection:
-            # two per request could all be held while each waits for its second.
-            apart = method.write and self._db.reader is not self._db.writer
-            async with transaction(self._db, write=method.write and not apart) as read:
-                principal = await self._admit(read, key, method)
-                decoded = _decode(method, body)
-                if apart:
-                    # The read snapshot ends before the write begins (a handler's own lookups
-                    # end theirs before writing): one still open when the write commits keeps
-                    # SQLite from restarting its WAL, which then grew ~6 MB per ingest batch
-                    # and made every read and write slower.
-                    await read.commit()
-                    async with transaction(self._db, write=True) as conn:
-                        context = self._context(conn, read, principal)
-                        result = await method.handler(context, decoded)
-                else:
-                    result = await method.handler(self._context(read, read, principal), decoded)
-            request.state.tenant_id = principal.tenant_id
+            with deadline.within(self._timeout):
+                result = await self._serve(request)
         except ApiError as error:
             return error_response(error)
         except Exception as exc:  # the one place unexpected failures become an envelope
             return error_response(unexpected(exc))
         return Response(_encoder.encode(result), media_type="application/json")
 
-    async def _admit(self, conn: AsyncConnection, key: str, method: Method) -> Principal:
-        principal = await keys.authenticate(conn, key=key, needed=method.scope)
-        self._limiter.take(principal.key_id)
-        return principal
+    async def _serve(self, request: Request) -> msgspec.Struct:
+        method = self._route(request)
+        principal = await self._admission.authenticate(
+            request,
+            lambda read: keys.authenticate(read, key=_bearer(request), needed=method.scope),
+        )
+        self._admission.admit(request, principal, principal.key_id)
+        async with self._admission.slot(principal.tenant_id):
+            decoded = _decode(method, await read_body(request, self._max_body, self._body_timeout))
+            if not method.write:
+                async with transaction(self._db, write=False) as conn:
+                    return await method.handler(self._context(conn, conn, principal), decoded)
+            if self._db.reader is self._db.writer:
+                # One pool (PostgreSQL): a write takes one connection; two per request could
+                # all be held while each waits for its second.
+                async with transaction(self._db, write=True) as conn:
+                    return await method.handler(self._context(conn, conn, principal), decoded)
+            # A SQLite file: lookups on the reader, so the write lock is held only for the
+            # handler's own statements (see db.engine.transaction).
+            async with (
+                transaction(self._db, write=False) as read,
+                transaction(self._db, write=True) as conn,
+            ):
+                return await method.handler(self._context(conn, read, principal), decoded)
 
     def _context(
         self, conn: AsyncConnection, read: AsyncConnection, principal: Principal
     ) -> Context:
-        return Context(conn=conn, read=read, principal=principal, cursor_secret=self._secret)
+        return Context(
+            conn=conn,
+            read=read,
+            principal=principal,
+            cursor_secret=self._secret,
+            sealer=self._sealer,
+        )
 
     def _route(self, request: Request) -> Method:
         match = _PATH.fullmatch(request.path_params["target"])
@@ -212,6 +293,48 @@ class Dispatcher:
         if media_type != "application/json":
             raise BadRoute("Content-Type must be application/json")
         return method
+
+
+class TenantSlots:
+    """At most ``size`` requests of one tenant at a time in this worker; another waits up to
+    ``wait_s`` for a slot, then is refused with 429. One tenant's burst of heavy queries then
+    leaves the rest of the connection pool, and of the event loop, to the others."""
+
+    def __init__(self, *, size: int, wait_s: float) -> None:
+        self._size = size
+        self._wait = wait_s
+        # Per tenant with requests in flight: its semaphore and how many hold or wait for it.
+        self._tenants: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @asynccontextmanager
+    async def slot(self, tenant_id: int) -> AsyncIterator[None]:
+        if self._size <= 0:
+            yield
+            return
+        entry = self._tenants.get(tenant_id)
+        if entry is None:
+            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self._size), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            try:
+                await asyncio.wait_for(semaphore.acquire(), self._wait)
+            except TimeoutError:
+                raise ResourceExhausted(
+                    f"more than {self._size} requests of this tenant at once", retry_after="1"
+                ) from None
+            try:
+                yield
+            finally:
+                semaphore.release()
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._tenants[tenant_id]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def _decode(method: Method, body: bytes) -> msgspec.Struct:
@@ -231,19 +354,26 @@ def _decode(method: Method, body: bytes) -> msgspec.Struct:
     return decoded
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused early (from Content-Length) or as soon as it grows past ``limit``."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The body, refused early (from Content-Length) or as soon as it grows past ``limit``,
+    and given up on when it has not all arrived within ``timeout_s``."""
     too_large = BodyTooLarge(f"the body is larger than {limit} bytes", limit=str(limit))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except ClientDisconnect:
+        raise Canceled("the client closed the connection before sending the whole body") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
     return b"".join(chunks)
 
 

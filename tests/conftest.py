@@ -56,13 +56,15 @@ def database_url(
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[ServerThread]:
-    # The suite drives single keys far harder than a person would; tests/test_limits.py checks
-    # the rate limit on a server of its own.
+    # The suite drives single keys far harder, and fails to authenticate from one address far
+    # more often, than anyone would; tests/test_limits.py checks those limits on servers of its
+    # own.
     settings = Settings(
         database_url=database_url,
         access_log=False,
         max_body_bytes=1024 * 1024,
         rate_limit_per_second=0,
+        auth_failures_per_minute=0,
     )
     with ServerThread(settings) as running:
         yield running

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from callhistory.app import create_app
 from callhistory.cli import app as cli_app
 from callhistory.config import Settings
+from callhistory.server import uvicorn_options
 
 
 def free_port() -> int:
@@ -39,6 +40,7 @@ class ServerThread:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            **uvicorn_options(settings),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -187,3 +189,21 @@ def post_at_once(base_url: str, key: str, batches: list[list[dict[str, Any]]]) -
 
     with ThreadPoolExecutor(6) as pool:
         return [item for answer in pool.map(post, batches) for item in answer]
+
+
+def worst_queries() -> list[bytes]:
+    """The heaviest requests one read key can send: long lists of ids that match nothing (the
+    walk finds no page to stop at), sorted by a key no filter index follows, a number nobody
+    called, a duration no call has."""
+    unknown = [str(10**15 + i) for i in range(100)]
+    return [
+        msgspec.json.encode(body)
+        for body in (
+            {"filter": {"extension_ids": unknown, "hotline_ids": unknown},
+             "paging": {"sort": "duration"}},
+            {"filter": {"extension_ids": unknown}, "paging": {"sort": "-updated_at"}},
+            {"filter": {"call_number": "0999999999"}, "paging": {"sort": "-duration"}},
+            {"filter": {"duration": {"comparison": "equal", "value": 86399}},
+             "paging": {"sort": "created_at"}},
+        )
+    ]  # fmt: skip

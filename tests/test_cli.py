@@ -35,7 +35,8 @@ def test_tenant_and_key_lifecycle(tmp_path: Path) -> None:
     key = cli_json(
         "key", "create", "--tenant", tenant["id"], "--scope", "ingest", "--database", url
     )
-    assert set(key) == {"id", "key", "scope", "tenant_id"}
+    assert set(key) == {"id", "key", "scope", "tenant_id", "expires_at"}
+    assert key["expires_at"] is None
     assert key["scope"] == "ingest" and key["tenant_id"] == tenant["id"]
     revoked = cli_json("key", "revoke", key["id"], "--database", url)
     assert revoked["revoked"] is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -16,8 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from callhistory.cli import app
-from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.harness import Api, Tenant, cli_json, new_tenant
 
 CORPUS = Path(
     os.environ.get(
@@ -326,22 +326,18 @@ def test_freeswitch_fusionpbx_recording(api: Api, tenant: Tenant) -> None:
     assert call["recording_urls"] == [f"{folder}/51156b0b-f91b-4fd3-9c8f-15226f6098be.wav"]
 
 
-def test_shared_credentials_never_route_by_the_callers_to_host(
-    database_url: str, server: object
-) -> None:
+def test_pbx_credentials_never_route_by_the_callers_to_host(api: Api, database_url: str) -> None:
     # fs4 names ipbx.itsyscom.com only in sip_to_host, which is what the caller wrote.
     owner = new_tenant(database_url, domain="ipbx.itsyscom.com")
-    settings = Settings(
-        database_url=database_url, access_log=False, pbx_credentials="freeswitch:s3cret"
-    )
-    with ServerThread(settings) as running:
-        api = Api(running.base_url)
-        answer = post(api, "s3cret", corpus(FS4).read_bytes())
-        assert answer.status_code == 400, answer.text
-        assert answer.json()["meta"]["field"] == "variables.domain_name"
-        assert "sip_to_host" in answer.json()["msg"]
-        assert calls(api, owner) == []
-        api.close()
+    bystander = new_tenant(database_url)
+    name = f"fs{secrets.token_hex(4)}"
+    pbx = cli_json("pbx", "create", name, "--tenant", owner.id, "--tenant", bystander.id,
+                   "--database", database_url)  # fmt: skip
+    answer = post(api, pbx["secret"], corpus(FS4).read_bytes(), user=name)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["meta"]["field"] == "variables.domain_name"
+    assert "sip_to_host" in answer.json()["msg"]
+    assert calls(api, owner) == [] and calls(api, bystander) == []
 
 
 def test_import_freeswitch_dir(api: Api, tenant: Tenant, database_url: str, tmp_path: Path) -> None:

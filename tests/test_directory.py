@@ -39,9 +39,95 @@ def test_create_and_list_extensions(api: Api, tenant: Tenant) -> None:
         "updated_at",
         "expires_at",
     }
-    listed = api.ok("GetExtensions", {}, tenant.read)
+    listed = api.ok("GetExtensions", {}, tenant.admin)
     assert listed["extensions"] == [ext]
     assert listed["paging"]["sort"] == "-created_at"
+    # The SIP password is for admin keys only (eTelecom shows it to every key).
+    for key in (tenant.read, tenant.ingest):
+        seen = api.ok("GetExtensions", {}, key)["extensions"]
+        assert seen == [{**ext, "extension_password": ""}]
+
+
+def _execute(database_url: str, sql: str, **params: object) -> list[str]:
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from callhistory.config import Settings
+    from callhistory.db.engine import create_engine
+
+    async def run() -> list[str]:
+        engine = create_engine(Settings(database_url=database_url))
+        try:
+            async with engine.begin() as conn:
+                rows = await conn.execute(sa.text(sql), params)
+                return [str(v) for v in rows.scalars()] if rows.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _stored_passwords(database_url: str, tenant_id: str) -> list[str]:
+    return _execute(
+        database_url,
+        "SELECT extension_password FROM extensions WHERE tenant_id = :t",
+        t=int(tenant_id),
+    )
+
+
+def test_sip_passwords_are_stored_sealed(api: Api, tenant: Tenant, database_url: str) -> None:
+    ext = api.ok("CreateExtension", {"extension_number": 150}, tenant.admin)
+    (stored,) = _stored_passwords(database_url, tenant.id)
+    assert ext["extension_password"] and ext["extension_password"] not in stored
+    assert stored.startswith("s1:")
+
+
+def test_sealed_passwords_survive_the_data_key_rotation(database_url: str) -> None:
+    """Created under one CALLHISTORY_DATA_KEY; served, and sealed anew, under the next one
+    (the old listed after it); a legacy clear password is sealed when the service starts."""
+    from callhistory.config import Settings
+    from callhistory.sealing import new_key
+    from tests.harness import ServerThread, new_tenant
+
+    tenant = new_tenant(database_url)
+    first, second = new_key(), new_key()
+
+    def serve(data_key: str) -> ServerThread:
+        return ServerThread(
+            Settings(database_url=database_url, access_log=False, data_key=data_key)
+        )
+
+    with serve(first) as running:
+        api = Api(running.base_url)
+        ext = api.ok("CreateExtension", {"extension_number": 160}, tenant.admin)
+        api.close()
+    before = _stored_passwords(database_url, tenant.id)
+    with serve(f"{second},{first}") as running:
+        api = Api(running.base_url)
+        (listed,) = api.ok("GetExtensions", {}, tenant.admin)["extensions"]
+        api.close()
+    assert listed["extension_password"] == ext["extension_password"]
+    after = _stored_passwords(database_url, tenant.id)
+    assert after != before and after[0].startswith("s1:")
+    with serve(second) as running:  # the first key retired: the password was sealed anew
+        api = Api(running.base_url)
+        (listed,) = api.ok("GetExtensions", {}, tenant.admin)["extensions"]
+        api.close()
+    assert listed["extension_password"] == ext["extension_password"]
+
+    _execute(
+        database_url,
+        "UPDATE extensions SET extension_password = 'clear-0001' WHERE tenant_id = :t",
+        t=int(tenant.id),
+    )
+    with serve(second) as running:
+        api = Api(running.base_url)
+        (listed,) = api.ok("GetExtensions", {}, tenant.admin)["extensions"]
+        api.close()
+    assert listed["extension_password"] == "clear-0001"
+    (stored,) = _stored_passwords(database_url, tenant.id)
+    assert stored.startswith("s1:") and "clear-0001" not in stored
 
 
 def test_extension_number_is_unique_per_tenant(api: Api, tenant: Tenant) -> None:

@@ -13,9 +13,8 @@ import httpx
 import msgspec
 import pytest
 
-from callhistory.config import Settings
 from tests.fixtures.freeswitch import a_leg, b_leg
-from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.harness import Api, Tenant, new_tenant
 
 T0 = 1_760_400_000_000_000  # 2025-10-14T00:00:00Z
 S = 1_000_000
@@ -464,58 +463,6 @@ def test_bad_posts_get_a_clear_4xx(api: Api, tenant: Tenant, database_url: str) 
     )
     assert post(api, tenant.ingest, foreign).status_code == 403
     assert calls(api, tenant) == []
-
-
-def test_shared_pbx_credentials_find_the_tenant(database_url: str, server: object) -> None:
-    domain = f"shop{secrets.token_hex(3)}.example.vn"
-    by_domain = new_tenant(database_url, domain=domain)
-    by_hotline = new_tenant(database_url)
-    settings = Settings(
-        database_url=database_url, access_log=False, pbx_credentials="freeswitch:s3cret"
-    )
-    with ServerThread(settings) as running:
-        api = Api(running.base_url)
-        number = f"028{secrets.randbelow(10**8):08d}"
-        api.ok("CreateHotline", {"hotline": number}, by_hotline.admin)
-        one = a_leg(
-            uuid=uid(),
-            caller="0912345678",
-            destination="19006868",
-            start=T0,
-            answer=0,
-            end=T0 + S,
-            cause="NO_ANSWER",
-            b_legs=[],
-            domain=domain,
-        )
-        two = a_leg(
-            uuid=uid(),
-            caller="0912345678",
-            destination=number,
-            start=T0,
-            answer=0,
-            end=T0 + S,
-            cause="NO_ANSWER",
-            b_legs=[],
-            domain="unknown.example.vn",
-        )
-        nobody = a_leg(
-            uuid=uid(),
-            caller="0912345678",
-            destination="0280000000",
-            start=T0,
-            answer=0,
-            end=T0 + S,
-            cause="NO_ANSWER",
-            b_legs=[],
-            domain="unknown.example.vn",
-        )
-        assert post(api, "s3cret", one).status_code == 200
-        assert post(api, "s3cret", two).status_code == 200
-        assert post(api, "s3cret", nobody).status_code == 400
-        assert post(api, "wrong", one, user="freeswitch").status_code == 401
-        assert len(calls(api, by_domain)) == 1 and len(calls(api, by_hotline)) == 1
-        api.close()
 
 
 def test_unusable_cdrs_are_400_not_500(api: Api, tenant: Tenant) -> None:

@@ -1,9 +1,13 @@
-"""Per-key rate limits: a burst, then resource_exhausted with Retry-After; other keys unaffected."""
+"""Per-key rate limits: a burst, then resource_exhausted with Retry-After; other keys unaffected.
+Failed authentications throttled per address; keys that expire, listed with their last use."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant
+from tests.harness import Api, ServerThread, Tenant, cli_json, new_tenant
 
 
 def test_rate_limit_per_key(database_url: str, tenant: Tenant) -> None:
@@ -22,3 +26,76 @@ def test_rate_limit_per_key(database_url: str, tenant: Tenant) -> None:
             api.ok("ListCallLogs", {}, tenant.admin)  # another key has its own bucket
         finally:
             api.close()
+
+
+def test_failed_authentications_are_throttled_per_address(
+    database_url: str, tenant: Tenant
+) -> None:
+    settings = Settings(database_url=database_url, access_log=False, auth_failures_per_minute=5)
+    with ServerThread(settings) as running:
+        api = Api(running.base_url)
+        try:
+            for guess in range(5):
+                assert api.call("ListCallLogs", {}, f"ch_guess{guess}").status_code == 401
+            throttled = api.call("ListCallLogs", {}, "ch_guess5")
+            assert throttled.status_code == 429
+            assert throttled.json()["code"] == "resource_exhausted"
+            assert int(throttled.headers["retry-after"]) >= 1
+            # Until the address has failures to spend again, not even a good key is looked at,
+            # and neither are a PBX's Basic credentials.
+            assert api.call("ListCallLogs", {}, tenant.read).status_code == 429
+            basic = api.http.post(
+                "/ingest/freeswitch", content=b"{}", auth=("fs", "pbx_" + "x" * 43)
+            )
+            assert basic.status_code == 429
+        finally:
+            api.close()
+
+
+def test_keys_expire_and_are_listed_with_their_last_use(api: Api, database_url: str) -> None:
+    tenant = new_tenant(database_url)
+    expiring = cli_json(
+        "key", "create", "--tenant", tenant.id, "--expires-in-days", "1", "--database", database_url
+    )
+    assert expiring["expires_at"] is not None
+    api.ok("ListCallLogs", {}, expiring["key"])
+
+    def listed() -> dict[str, Any]:
+        keys = cli_json("key", "list", "--tenant", tenant.id, "--database", database_url)
+        assert tenant.read not in str(keys) and expiring["key"] not in str(keys)
+        return {k["id"]: k for k in keys}
+
+    deadline = time.monotonic() + 5
+    while listed()[expiring["id"]]["last_used_at"] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listed()[expiring["id"]]["last_used_at"] is not None
+    assert listed()[tenant.key_ids["admin"]]["last_used_at"] is None
+    assert set(listed()) == set(tenant.key_ids.values()) | {expiring["id"]}
+
+    # A day later (the clock cannot be moved from outside: the expiry is moved instead).
+    _in_database(
+        database_url,
+        f"UPDATE api_keys SET expires_at = 1 WHERE id = {int(expiring['id'])}",
+    )
+    answer = api.call("ListCallLogs", {}, expiring["key"])
+    assert answer.status_code == 401
+    assert "expired" in answer.json()["msg"]
+    api.ok("ListCallLogs", {}, tenant.read)
+
+
+def _in_database(database_url: str, sql: str) -> None:
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from callhistory.db.engine import create_engine
+
+    async def run() -> None:
+        engine = create_engine(Settings(database_url=database_url))
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(sql))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

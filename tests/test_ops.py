@@ -101,6 +101,9 @@ def test_access_log_is_json_with_request_id(database_url: str, tenant: Tenant) -
     assert by_id["req-123"]["status"] == 200
     assert by_id["req-123"]["tenant_id"] == tenant.id
     assert by_id["req-123"]["path"] == LIST
+    assert by_id["req-123"]["key_id"] == tenant.key_ids["read"]
+    assert by_id["req-123"]["client"] == "127.0.0.1"
+    assert tenant.read not in json.dumps(capture.lines)
     assert by_id[generated]["level"] == "info"
 
 

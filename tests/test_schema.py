@@ -17,7 +17,16 @@ from callhistory.db.tables import metadata
 from tests import scope_check
 from tests.harness import ServerThread
 
-GLOBAL_TABLES = {"tenants", "api_keys", "service_state", "id_nodes", "alembic_version"}
+GLOBAL_TABLES = {
+    "tenants",
+    "api_keys",
+    "service_state",
+    "id_nodes",
+    "alembic_version",
+    "pbx_accounts",
+    "pbx_tenants",
+    "routing_numbers",
+}
 
 
 def inspect(database_url: str, fn: Any) -> Any:

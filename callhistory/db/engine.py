@@ -15,14 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import AdaptedConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.config import Settings
-from callhistory.db import inline_sqlite
+from callhistory.db import deadline, inline_sqlite
 
-# Marks the few statements that deliberately span tenants (retention, finding a shared PBX's
-# tenant); the tests' scope checker refuses any other statement on tenant data without a
+# Marks the few statements that deliberately span tenants (retention, migrations); the tests'
+# scope checker refuses any other statement on tenant data without a
 # tenant_id filter.
 ALL_TENANTS = {"callhistory_all_tenants": True}
 
@@ -91,6 +92,7 @@ def open_database(settings: Settings) -> Database:
     pragmas = (*_SQLITE_PRAGMAS, "query_only=ON")
     reader = create_async_engine(
         "sqlite+aiosqlite://",
+        hide_parameters=True,
         async_creator=inline_sqlite.connector(url.database, pragmas, settings.statement_timeout_ms),
         poolclass=AsyncAdaptedQueuePool,
         pool_size=settings.pool_size,
@@ -114,12 +116,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """One engine on the database (migrations, tools); the service uses ``open_database``."""
     url = async_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     timeout = str(settings.statement_timeout_ms)
     return create_async_engine(
         url,
+        # Errors are logged; the values of a failed statement are call data and never are.
+        hide_parameters=True,
         pool_size=settings.pool_size,
         max_overflow=0,
         # No ping at each checkout: SQLAlchemy's for asyncpg is three round trips (BEGIN, a
@@ -213,6 +217,36 @@ async def _busy_timeout(driver: aiosqlite.Connection, info: dict[Any, Any], ms: 
         info[_BUSY_MS] = ms
 
 
+class InIdList(sa.ColumnElement[bool]):
+    """``column`` is one of the ids in a bound JSON array (``"[1,2,3]"``): one parameter
+    whatever the list's length, so one SQL text serves every list (SQLite: ``json_each``;
+    PostgreSQL: the same text read as an array literal)."""
+
+    inherit_cache = True
+    type = sa.Boolean()
+
+    def __init__(self, column: sa.ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.ids = sa.bindparam(name, type_=sa.String)
+
+
+@compiles(InIdList, "sqlite")
+def _in_json_each(element: InIdList, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} IN (SELECT value FROM json_each({ids}))"  # noqa: S608 - no input in it
+
+
+@compiles(InIdList, "postgresql")
+def _in_array(element: InIdList, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} = ANY(CAST(translate({ids}, '[]', '{{}}') AS BIGINT[]))"
+
+
+def id_list(ids: Sequence[int]) -> str:
+    """The bound value of an ``InIdList``."""
+    return "[" + ",".join(str(int(i)) for i in ids) + "]"
+
+
 def beyond(
     columns: tuple[sa.ColumnElement[int], sa.ColumnElement[int]],
     key: tuple[int, int] | tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]],
@@ -280,12 +314,16 @@ async def fetch(
     if sync is not None:
         sync.dispatch.before_cursor_execute(sync, None, sql, values, None, False)
     if isinstance(driver, inline_sqlite.InlineConnection):
-        return driver.fetch_all(sql, values)
+        return await driver.fetch_all(sql, values)
     if isinstance(driver, aiosqlite.Connection):
         return list(await driver.execute_fetchall(sql, values))
     assert driver is not None
+    budget = deadline.current()
+    left = None if budget is None else budget.left()
+    if left is not None and left <= 0:
+        raise TimeoutError("the request ran out of time")
     try:
-        return await driver.fetch(sql, *values)  # type: ignore[no-any-return]
+        return await driver.fetch(sql, *values, timeout=left)  # type: ignore[no-any-return]
     except Exception as exc:
         if not driver.is_closed():
             raise

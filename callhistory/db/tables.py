@@ -59,6 +59,41 @@ api_keys = sa.Table(
     sa.Column("scope", sa.String(16), nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("revoked_at", Micros, nullable=True),
+    sa.Column("expires_at", Micros, nullable=True),
+    # Updated at most once a minute per key (keys.service.authenticate), not on every request.
+    sa.Column("last_used_at", Micros, nullable=True),
+)
+
+# A PBX that posts CDRs with its own credentials (HTTP Basic: name and secret), for the tenants
+# bound to it in pbx_tenants. The secret is stored as SHA-256; after a rotation the previous one
+# keeps working until previous_until.
+pbx_accounts = sa.Table(
+    "pbx_accounts",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("previous_hash", sa.String(64), nullable=True),
+    sa.Column("previous_until", Micros, nullable=True),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("revoked_at", Micros, nullable=True),
+)
+
+pbx_tenants = sa.Table(
+    "pbx_tenants",
+    metadata,
+    sa.Column("pbx_id", sa.BigInteger, sa.ForeignKey("pbx_accounts.id"), primary_key=True),
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), primary_key=True),
+)
+
+# Numbers that route a PBX's CDRs to a tenant when the CDR names no tenant's domain: assigned
+# by the operator, one tenant per number (a tenant's own hotlines never route).
+routing_numbers = sa.Table(
+    "routing_numbers",
+    metadata,
+    sa.Column("number_norm", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("created_at", Micros, nullable=False),
 )
 
 
@@ -117,7 +152,7 @@ extensions = sa.Table(
     sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("extension_number", sa.String(32), nullable=False),
-    sa.Column("extension_password", sa.String(64), nullable=False),
+    sa.Column("extension_password", sa.String(255), nullable=False),  # sealed (sealing.py)
     sa.Column("hotline_id", sa.BigInteger, nullable=True),
     sa.Column("user_id", sa.BigInteger, nullable=True),
     sa.Column("account_id", sa.BigInteger, nullable=True),

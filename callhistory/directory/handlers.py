@@ -90,7 +90,9 @@ async def GetUsers(ctx: Context, request: ListRequest) -> UserList:
 @methods.rpc(scope=Scope.ADMIN, write=True)
 async def CreateExtension(ctx: Context, request: ExtensionCreate) -> ExtensionRead:
     """Create an extension with its number, hotline and user."""
-    return await service.create_extension(ctx.conn, principal=ctx.principal, request=request)
+    return await service.create_extension(
+        ctx.conn, principal=ctx.principal, request=request, sealer=ctx.sealer
+    )
 
 
 @methods.rpc(scope=Scope.READ)
@@ -102,7 +104,7 @@ async def GetExtensions(ctx: Context, request: ListRequest) -> ExtensionList:
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
-        read=service.extension_reader(ctx.principal),
+        read=service.extension_reader(ctx.principal, ctx.sealer),
     )
     return ExtensionList(extensions=items, paging=paging)
 
@@ -115,6 +117,7 @@ async def AssignUserToExtension(ctx: Context, request: AssignUserRequest) -> Ext
         principal=ctx.principal,
         extension_id=request.extension_id,
         user_id=request.user_id,
+        sealer=ctx.sealer,
     )
 
 
@@ -122,5 +125,9 @@ async def AssignUserToExtension(ctx: Context, request: AssignUserRequest) -> Ext
 async def RemoveUserOfExtension(ctx: Context, request: RemoveUserRequest) -> ExtensionRead:
     """Leave an extension without a user."""
     return await service.set_extension_user(
-        ctx.conn, principal=ctx.principal, extension_id=request.extension_id, user_id=None
+        ctx.conn,
+        principal=ctx.principal,
+        extension_id=request.extension_id,
+        user_id=None,
+        sealer=ctx.sealer,
     )

@@ -169,10 +169,20 @@ async def existing_ids(
     return found
 
 
-async def tenants_with_hotline(conn: AsyncConnection, *, number: str) -> list[int]:
-    """Tenant discovery for a shared PBX: which tenants own this (normalised) hotline number."""
+async def extension_passwords(conn: AsyncConnection) -> list[tuple[int, int, str]]:
+    """(tenant, extension, stored password) of every tenant's extensions (resealing)."""
     result = await conn.execute(
-        sa.select(hotlines.c.tenant_id).where(hotlines.c.hotline_norm == number).distinct(),
+        sa.select(extensions.c.tenant_id, extensions.c.id, extensions.c.extension_password),
         execution_options=ALL_TENANTS,
     )
-    return list(result.scalars())
+    return [(int(t), int(i), str(p)) for t, i, p in result]
+
+
+async def set_extension_password(
+    conn: AsyncConnection, *, tenant_id: int, extension_id: int, value: str
+) -> None:
+    await conn.execute(
+        extensions.update()
+        .where(extensions.c.tenant_id == tenant_id, extensions.c.id == extension_id)
+        .values(extension_password=value)
+    )

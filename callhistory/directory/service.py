@@ -26,9 +26,10 @@ from callhistory.directory.schemas import (
     UserRead,
 )
 from callhistory.errors import AlreadyExists, InvalidArgument, NotFound
-from callhistory.keys.schemas import Principal
+from callhistory.keys.schemas import Principal, Scope
 from callhistory.paging import CursorCodec, Key, paginate, parse_paging
 from callhistory.schemas import Id, Paging, PagingRead
+from callhistory.sealing import Sealer
 from callhistory.times import format_micros, now_micros
 
 SORTS = ("-created_at", "created_at")
@@ -70,12 +71,22 @@ def user_read(row: Any) -> UserRead:
     )
 
 
-def extension_reader(principal: Principal) -> Callable[[Any], ExtensionRead]:
+def _password_context(tenant_id: int, extension_id: int) -> str:
+    return f"extension:{tenant_id}:{extension_id}"
+
+
+def extension_reader(principal: Principal, sealer: Sealer) -> Callable[[Any], ExtensionRead]:
+    """Rows as the API shows them: the SIP password to admin keys only ("" to the others)."""
+    admin = principal.scope is Scope.ADMIN
+
     def read(row: Any) -> ExtensionRead:
+        context = _password_context(principal.tenant_id, row.id)
         return ExtensionRead(
             id=str(row.id),
             extension_number=row.extension_number,
-            extension_password=row.extension_password,
+            extension_password=sealer.open(row.extension_password, context=context)
+            if admin
+            else "",
             hotline_id=ids.format_id(row.hotline_id),
             user_id=ids.format_id(row.user_id),
             tenant_id=str(principal.tenant_id),
@@ -95,7 +106,7 @@ async def _create(
     conn: AsyncConnection, *, table: sa.Table, principal: Principal, values: dict[str, Any]
 ) -> AnyRow:
     now = now_micros()
-    record_id = ids.new_id()
+    record_id = values.get("id") or ids.new_id()
     row = {"id": record_id, "created_at": now, "updated_at": now, **values}
     await repository.insert(conn, table=table, tenant_id=principal.tenant_id, values=row)
     stored = await repository.get(
@@ -162,7 +173,7 @@ async def create_user(
 
 
 async def create_extension(
-    conn: AsyncConnection, *, principal: Principal, request: ExtensionCreate
+    conn: AsyncConnection, *, principal: Principal, request: ExtensionCreate, sealer: Sealer
 ) -> ExtensionRead:
     number = str(request.extension_number)
     if not (number.isascii() and number.isdigit() and 1 <= len(number) <= 16):
@@ -173,9 +184,14 @@ async def create_extension(
     user_id = await _require(
         conn, table=users, principal=principal, value=request.user_id, field="user_id"
     )
+    extension_id = ids.new_id()
+    password = secrets.token_urlsafe(12)
     values = {
+        "id": extension_id,
         "extension_number": number,
-        "extension_password": secrets.token_urlsafe(12),
+        "extension_password": sealer.seal(
+            password, context=_password_context(principal.tenant_id, extension_id)
+        ),
         "hotline_id": hotline_id,
         "user_id": user_id,
         "state": "P",
@@ -187,11 +203,16 @@ async def create_extension(
         raise AlreadyExists(
             f"extension_number {number} already exists in this tenant", field="extension_number"
         ) from None
-    return extension_reader(principal)(row)
+    return extension_reader(principal, sealer)(row)
 
 
 async def set_extension_user(
-    conn: AsyncConnection, *, principal: Principal, extension_id: Id, user_id: Id | None
+    conn: AsyncConnection,
+    *,
+    principal: Principal,
+    extension_id: Id,
+    user_id: Id | None,
+    sealer: Sealer,
 ) -> ExtensionRead:
     """Assign a user to an extension, or remove its user when ``user_id`` is None."""
     ext_id = ids.parse_id(extension_id, "extension_id")
@@ -213,7 +234,7 @@ async def set_extension_user(
     )
     if row is None:
         raise NotFound("extension_id: no such extension in this tenant", field="extension_id")
-    return extension_reader(principal)(row)
+    return extension_reader(principal, sealer)(row)
 
 
 async def list_records(
@@ -252,3 +273,24 @@ async def list_records(
         request=page, codec=codec, fetch=fetch, exists=exists, key_of=lambda r: (r.created_at, r.id)
     )
     return [read(row) for row in result.rows], result.paging
+
+
+async def reseal_passwords(conn: AsyncConnection, *, sealer: Sealer) -> int:
+    """Seal every SIP password not sealed with the current key (stored before sealing, or
+    under an earlier key); how many were. Run when the service starts."""
+    count = 0
+    for tenant_id, extension_id, stored in await repository.extension_passwords(conn):
+        if sealer.current(stored):
+            continue
+        context = _password_context(tenant_id, extension_id)
+        plain = sealer.open(stored, context=context)
+        if not plain:
+            continue  # sealed with a key no longer configured: left for that key's return
+        await repository.set_extension_password(
+            conn,
+            tenant_id=tenant_id,
+            extension_id=extension_id,
+            value=sealer.seal(plain, context=context),
+        )
+        count += 1
+    return count

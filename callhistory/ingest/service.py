@@ -28,7 +28,7 @@ from callhistory.ingest import asterisk_csv, repository
 from callhistory.ingest.legs import Directory, Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
 from callhistory.keys import service as keys
-from callhistory.keys.schemas import Principal
+from callhistory.keys.schemas import PbxPrincipal, Principal
 from callhistory.times import (
     now_micros,
     optional_request_time,
@@ -398,30 +398,39 @@ def _checked(index: int, item: IngestCallLog) -> IngestCallLog:
 async def pbx_principal(
     conn: AsyncConnection,
     *,
-    key_principal: Principal | None,
+    caller: Principal | PbxPrincipal,
     domain: str,
     dialed: str,
     domain_field: str = "variables.domain_name",
 ) -> Principal:
-    """The tenant a PBX's CDR belongs to. With a tenant's key: that tenant, unless the CDR's SIP
-    domain is another tenant's (refused). With the operator's shared credentials
-    (``key_principal`` None): the tenant of the SIP domain, else the one owning the hotline the
-    call came in on; exactly one must match."""
+    """The tenant a PBX's CDR belongs to.
+
+    With a tenant's ingest key: that tenant, unless the CDR's SIP domain is another tenant's
+    (refused). With a PBX's own credentials: the tenant whose domain the CDR names, else the one
+    the operator routed the dialled number to (``callhistory pbx route``), else the PBX's only
+    tenant; always one the PBX serves. Nothing a tenant can claim (its hotlines) routes a CDR."""
     named = await keys.tenant_of_domain(conn, domain=domain)
-    if key_principal is not None:
-        if named is not None and named != key_principal.tenant_id:
+    if isinstance(caller, Principal):
+        if named is not None and named != caller.tenant_id:
             raise PermissionDenied("this CDR's SIP domain belongs to another tenant")
-        return key_principal
-    if named is None and dialed:
-        owners = await directory.tenants_with_hotline(conn, number=normalize(dialed))
-        named = owners[0] if len(owners) == 1 else None
+        return caller
+    how = f"domain {domain!r}"
     if named is None:
-        hotline = f"hotline {dialed!r}" if dialed else "no hotline number"
+        named = await keys.tenant_of_route(conn, number=dialed)
+        how = f"number {normalize(dialed)!r}"
+    if named is None and len(caller.tenant_ids) == 1:
+        (named,) = caller.tenant_ids
+    if named is None:
+        number = f"number {dialed!r}" if dialed else "no dialled number"
         if not domain:
             raise InvalidArgument(
                 domain_field,
                 f"the CDR names no domain the PBX set (domain_name, dialed_domain; sip_to_host "
-                f"is the caller's and is not used), and no tenant has {hotline}",
+                f"is the caller's and is not used), and {number} is not routed to a tenant",
             )
-        raise InvalidArgument(domain_field, f"no tenant has domain {domain!r} or {hotline}")
+        raise InvalidArgument(
+            domain_field, f"no tenant has domain {domain!r}, and {number} is not routed"
+        )
+    if named not in caller.tenant_ids:
+        raise PermissionDenied(f"PBX {caller.name!r} does not serve the tenant of {how}")
     return await keys.tenant_principal(conn, tenant_id=named)

@@ -36,6 +36,7 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True):
     key: str
     scope: Scope
     tenant_id: str
+    expires_at: str | None = None
 
 
 class ApiKeyRead(msgspec.Struct, kw_only=True):
@@ -53,6 +54,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     tenant_domain: str
     timezone: str
     scope: Scope
+    used_at: int | None = None  # when the key's use was last recorded (microseconds)
 
     def allows(self, needed: Scope) -> bool:
         return self.scope is Scope.ADMIN or needed is Scope.READ or self.scope is needed
@@ -60,3 +62,46 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
 class GetTenantRequest(msgspec.Struct, forbid_unknown_fields=True):
     """No fields: the tenant is the caller's."""
+
+
+class ApiKeyListed(msgspec.Struct, kw_only=True):
+    """A key as ``callhistory key list`` shows it (never its secret)."""
+
+    id: str
+    tenant_id: str
+    scope: Scope
+    created_at: str | None
+    expires_at: str | None
+    last_used_at: str | None
+    revoked: bool
+
+
+class PbxCreated(msgspec.Struct, kw_only=True):
+    """The only time a PBX's secret is shown: ``credentials`` is mod_json_cdr's ``cred``."""
+
+    name: str
+    secret: str
+    credentials: str
+    tenant_ids: list[str]
+
+
+class PbxRead(msgspec.Struct, kw_only=True):
+    name: str
+    tenant_ids: list[str]
+    created_at: str | None
+    previous_secret_until: str | None
+    revoked: bool
+
+
+class PbxPrincipal(msgspec.Struct, frozen=True, kw_only=True):
+    """A PBX authenticated by its own credentials, and the tenants it may write for."""
+
+    id: int
+    name: str
+    tenant_ids: frozenset[int]
+
+
+class RoutingNumber(msgspec.Struct, kw_only=True):
+    number: str
+    tenant_id: str
+    created_at: str | None
