@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check callhistory tests bench scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict callhistory
+	$(BIN)/mypy --strict callhistory tests
 
 pytest: $(STAMP)
 	$(BIN)/pytest

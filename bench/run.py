@@ -296,6 +296,7 @@ def handler_times(data: Dataset, key: str, body: bytes) -> list[float]:
             sys.stderr = terminal
         headers = [
             (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
             (b"authorization", f"Bearer {key}".encode()),
         ]
         scope = {

@@ -56,6 +56,10 @@ _RETRYABLE = (
 # connections, serialization failure and deadlock, lock not available.
 _RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
 T = TypeVar("T")
+_MAX_KEYS = 100_000
+# Bodies up to this size are read before the key is checked (a stranger's costs at most this
+# much memory a connection); larger ones only after.
+EARLY_BODY_BYTES = 16 * 1024
 _PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A-Za-z]+)")
 
 
@@ -165,15 +169,21 @@ class Admission:
         self._throttle = throttle
         self._slots = tenant_slots
         self._recording: set[asyncio.Task[None]] = set()
+        self._recorded: dict[int, int] = {}  # key id → until when its use is recorded
 
     async def authenticate(
-        self, request: Request, check: Callable[[AsyncConnection], Awaitable[T]]
+        self,
+        request: Request,
+        check: Callable[[AsyncConnection], Awaitable[T]],
+        conn: AsyncConnection | None = None,
     ) -> T:
-        """Run ``check`` (credentials → principal) in its own short read; a failure counts
-        against the client's address."""
+        """Run ``check`` (credentials → principal) on ``conn``, else in its own short read; a
+        failure counts against the client's address."""
         address = client_address(request)
         self._throttle.check(address)
         try:
+            if conn is not None:
+                return await check(conn)
             async with transaction(self._db, write=False) as read:
                 return await check(read)
         except Unauthenticated:
@@ -186,11 +196,21 @@ class Admission:
         if principal is not None:
             request.state.tenant_id = principal.tenant_id
             now = now_micros()
-            if keys.use_is_due(principal, now):
+            if keys.use_is_due(principal, now) and self._recorded.get(principal.key_id, 0) < now:
+                # Requests in flight before the stamp commits see the old one: one write a key.
+                if len(self._recorded) > _MAX_KEYS:
+                    self._recorded.clear()
+                self._recorded[principal.key_id] = now + keys.USE_RESOLUTION
                 self._record_use(principal.key_id, now)
 
     def slot(self, tenant_id: int) -> AbstractAsyncContextManager[None]:
         return self._slots.slot(tenant_id)
+
+    def enter(self, tenant_id: int) -> bool:
+        return self._slots.enter(tenant_id)
+
+    def leave(self, tenant_id: int) -> None:
+        self._slots.leave(tenant_id)
 
     def _record_use(self, key_id: int, now: int) -> None:
         """The key's last use, written beside the request (a read must not wait for a write)."""
@@ -245,28 +265,50 @@ class Dispatcher:
 
     async def _serve(self, request: Request) -> msgspec.Struct:
         method = self._route(request)
-        principal = await self._admission.authenticate(
-            request,
-            lambda read: keys.authenticate(read, key=_bearer(request), needed=method.scope),
-        )
-        self._admission.admit(request, principal, principal.key_id)
+
+        async def check(conn: AsyncConnection) -> Principal:
+            return await keys.authenticate(conn, key=_bearer(request), needed=method.scope)
+
+        # A small body (every read request, most writes) is read with the headers, so that the
+        # key is checked in the request's own transaction; a larger one only once the key has
+        # been accepted, in a short read of its own.
+        small = _declared_length(request) <= EARLY_BODY_BYTES
+        body = await read_body(request, self._max_body, self._body_timeout) if small else None
+        async with self._first_transaction(method) as read:
+            principal = await self._admission.authenticate(request, check, read)
+            self._admission.admit(request, principal, principal.key_id)
+            if body is not None and self._admission.enter(principal.tenant_id):
+                try:
+                    return await self._run(method, read, principal, body)
+                finally:
+                    self._admission.leave(principal.tenant_id)
+        # The tenant is at its cap (or the body is still to come): waited for without holding
+        # a connection.
         async with self._admission.slot(principal.tenant_id):
-            decoded = _decode(method, await read_body(request, self._max_body, self._body_timeout))
-            if not method.write:
-                async with transaction(self._db, write=False) as conn:
-                    return await method.handler(self._context(conn, conn, principal), decoded)
-            if self._db.reader is self._db.writer:
-                # One pool (PostgreSQL): a write takes one connection; two per request could
-                # all be held while each waits for its second.
-                async with transaction(self._db, write=True) as conn:
-                    return await method.handler(self._context(conn, conn, principal), decoded)
-            # A SQLite file: lookups on the reader, so the write lock is held only for the
-            # handler's own statements (see db.engine.transaction).
-            async with (
-                transaction(self._db, write=False) as read,
-                transaction(self._db, write=True) as conn,
-            ):
-                return await method.handler(self._context(conn, read, principal), decoded)
+            if body is None:
+                body = await read_body(request, self._max_body, self._body_timeout)
+            async with self._first_transaction(method) as read:
+                return await self._run(method, read, principal, body)
+
+    def _first_transaction(self, method: Method) -> AbstractAsyncContextManager[AsyncConnection]:
+        """Where the key is checked and a request's reads run: the write transaction itself on
+        one pool (PostgreSQL: two connections per request could all be held while each waits
+        for its second), else a read (SQLite's reader)."""
+        one_pool = self._db.reader is self._db.writer
+        return transaction(self._db, write=method.write and one_pool)
+
+    async def _run(
+        self, method: Method, read: AsyncConnection, principal: Principal, body: bytes
+    ) -> msgspec.Struct:
+        decoded = _decode(method, body)
+        if not method.write or self._db.reader is self._db.writer:
+            return await method.handler(self._context(read, read, principal), decoded)
+        # A SQLite file: the key check's snapshot ends before the write begins (one still open
+        # when the write commits keeps SQLite from restarting its WAL); the handler's lookups
+        # run on the reader, so the write lock is held only for its own statements.
+        await read.commit()
+        async with transaction(self._db, write=True) as conn:
+            return await method.handler(self._context(conn, read, principal), decoded)
 
     def _context(
         self, conn: AsyncConnection, read: AsyncConnection, principal: Principal
@@ -306,6 +348,29 @@ class TenantSlots:
         # Per tenant with requests in flight: its semaphore and how many hold or wait for it.
         self._tenants: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
 
+    def enter(self, tenant_id: int) -> bool:
+        """Take a slot if one is free now (``leave`` gives it back); False otherwise."""
+        if self._size <= 0:
+            return True
+        entry = self._tenants.get(tenant_id)
+        if entry is None:
+            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self._size), [0])
+        semaphore, users = entry
+        if semaphore.locked():
+            return False
+        users[0] += 1
+        semaphore._value -= 1  # acquire() without a coroutine: a slot is free
+        return True
+
+    def leave(self, tenant_id: int) -> None:
+        if self._size <= 0:
+            return
+        semaphore, users = self._tenants[tenant_id]
+        semaphore.release()
+        users[0] -= 1
+        if not users[0]:
+            del self._tenants[tenant_id]
+
     @asynccontextmanager
     async def slot(self, tenant_id: int) -> AsyncIterator[None]:
         if self._size <= 0:
@@ -318,7 +383,10 @@ class TenantSlots:
         users[0] += 1
         try:
             try:
-                await asyncio.wait_for(semaphore.acquire(), self._wait)
+                if semaphore.locked():  # a free slot is taken without a task or a timer
+                    await asyncio.wait_for(semaphore.acquire(), self._wait)
+                else:
+                    await semaphore.acquire()
             except TimeoutError:
                 raise ResourceExhausted(
                     f"more than {self._size} requests of this tenant at once", retry_after="1"
@@ -331,6 +399,11 @@ class TenantSlots:
             users[0] -= 1
             if not users[0]:
                 del self._tenants[tenant_id]
+
+
+def _declared_length(request: Request) -> int:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() and len(declared) < 19 else 2**63
 
 
 def client_address(request: Request) -> str:

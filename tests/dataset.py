@@ -69,18 +69,18 @@ def build(api: Api, tenant: Tenant, *, calls: int = 240, seed: int = 1) -> Datas
     departments = [api.ok("CreateDepartment", {"name": n}, admin)["id"] for n in ("Sales", "Care")]
     users = {}
     for i in range(4):
-        body = {"full_name": f"Agent {i}", "department_id": departments[i % 2]}
-        users[api.ok("CreateUser", body, admin)["id"]] = departments[i % 2]
+        user = {"full_name": f"Agent {i}", "department_id": departments[i % 2]}
+        users[api.ok("CreateUser", user, admin)["id"]] = departments[i % 2]
     extensions = {}
     user_ids = list(users)
     hotline_ids = list(hotlines)
     for i in range(5):
-        body = {
+        extension = {
             "extension_number": 101 + i,
             "hotline_id": hotline_ids[i % 2],
             "user_id": user_ids[i % 4],
         }
-        ext = api.ok("CreateExtension", body, admin)
+        ext = api.ok("CreateExtension", extension, admin)
         extensions[ext["id"]] = {
             "number": ext["extension_number"],
             "user_id": ext["user_id"],

@@ -70,6 +70,14 @@ def test_a_wrong_key_is_answered_before_any_body_is_sent(guarded: ServerThread) 
         assert _status(sock) == 401
 
 
+def test_a_small_body_with_a_wrong_key_is_never_decoded(guarded: ServerThread) -> None:
+    api = Api(guarded.base_url)
+    answer = api.call("ListCallLogs", b"{not json", "ch_" + "x" * 43)
+    api.close()
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "unauthenticated"
+
+
 def test_late_heads_and_idle_sockets_are_closed(guarded: ServerThread) -> None:
     with _connect(guarded) as idle, _connect(guarded) as trickling:
         trickling.sendall(b"GET /healthz HTTP/1.1\r\n")
@@ -119,15 +127,17 @@ def test_one_tenants_burst_waits_for_its_own_slots_only(
     busy, other = new_tenant(database_url), new_tenant(database_url)
     api = Api(guarded.base_url)
     with _connect(guarded) as holding, api.http:
-        # Its key accepted, the request holds the tenant's one slot while its body is awaited.
-        holding.sendall(_head(busy.read, 2) + b"{")
+        # Its key accepted, the request holds the tenant's one slot while its body (too large
+        # to be read before the key is checked) is awaited.
+        size = 20_000
+        holding.sendall(_head(busy.read, size) + b"{")
         time.sleep(0.1)
         refused = api.call("ListCallLogs", {}, busy.read)
         assert refused.status_code == 429, refused.text
         assert refused.json()["code"] == "resource_exhausted"
         assert refused.headers["retry-after"] == "1"
         assert api.call("ListCallLogs", {}, other.read).status_code == 200
-        holding.sendall(b"}")
+        holding.sendall(b" " * (size - 2) + b"}")
         assert _status(holding) == 200
         assert api.call("ListCallLogs", {}, busy.read).status_code == 200
 

@@ -424,9 +424,9 @@ def test_the_documented_cdr_conf_writes_the_layout_read(
     csv_conf = conf["csv"]
     columns = (
         16
-        + csv_conf.getboolean("loguniqueid")
-        + csv_conf.getboolean("loguserfield")
-        + 3 * csv_conf.getboolean("newcdrcolumns")
+        + csv_conf.getboolean("loguniqueid", fallback=False)
+        + csv_conf.getboolean("loguserfield", fallback=False)
+        + 3 * csv_conf.getboolean("newcdrcolumns", fallback=False)
     )
     first = corpus(A1).read_bytes().decode("utf-8", "replace").splitlines()[0]
     import csv as csv_module

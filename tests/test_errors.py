@@ -22,7 +22,7 @@ def post(
 
 def envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["code"] == code and isinstance(body["msg"], str) and isinstance(body["meta"], dict)
     return body
 

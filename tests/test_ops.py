@@ -107,10 +107,9 @@ def test_access_log_is_json_with_request_id(database_url: str, tenant: Tenant) -
     assert by_id[generated]["level"] == "info"
 
 
+@pytest.mark.only_on("postgresql")
 def test_statement_timeout_is_unavailable_and_retryable(database_url: str, tenant: Tenant) -> None:
     """A query stuck behind a lock is cancelled by the statement timeout: 503, not 500."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL statement timeout")
     import asyncio
     import threading
 

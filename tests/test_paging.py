@@ -38,7 +38,8 @@ def data(api: Api, database_url: str) -> Dataset:
 
 
 def page(api: Api, key: str, f: dict[str, Any], paging: dict[str, Any]) -> dict[str, Any]:
-    return api.ok("ListCallLogs", {"filter": f, "paging": paging}, key)
+    answer: dict[str, Any] = api.ok("ListCallLogs", {"filter": f, "paging": paging}, key)
+    return answer
 
 
 @settings(
@@ -59,12 +60,13 @@ def test_or_filters_walk_every_call_once_in_order(
     """The filters that match one of several things (a number as caller or callee, any of some
     extensions or hotlines), whose pages merge one index walk per alternative."""
     extensions, hotlines = sorted(data.extensions)[:2], sorted(data.hotlines)
-    f: dict[str, Any] = {
+    filters: dict[str, dict[str, Any]] = {
         "call_number": {"call_number": "101"},
         "extension_ids": {"extension_ids": extensions},
         "hotline_ids": {"hotline_ids": hotlines},
         "both": {"call_number": "101", "extension_ids": extensions},
-    }[which]
+    }
+    f = filters[which]
     want_filter = {k: v for k, v in f.items() if k != "call_number"}
     if "call_number" in f:
         want_filter["call_number_party"] = f["call_number"]

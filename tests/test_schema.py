@@ -104,11 +104,10 @@ def test_migrations_build_exactly_the_declared_schema(
     assert inspect(database_url, diff) == []
 
 
+@pytest.mark.only_on("postgresql")
 def test_call_logs_are_partitioned_by_month_on_postgresql(
     database_url: str, server: ServerThread
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL partitioning")
 
     def read(conn: sa.Connection) -> tuple[str, list[str]]:
         strategy = conn.execute(

@@ -17,15 +17,14 @@ from tests.harness import Api, ServerThread, new_tenant
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 CHROMIUM = os.environ.get("CALLHISTORY_CHROMIUM", "/usr/bin/chromium")
+# The page is the same on every backend: checked once, on SQLite.
+pytestmark = pytest.mark.only_on("sqlite")
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def web(
-    database_url: str, server: ServerThread, api: Api
-) -> Iterator[tuple[ServerThread, Dataset]]:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the page is the same on every backend; checked once")
+def web(database_url: str, server: ServerThread, api: Api) -> tuple[ServerThread, Dataset, str]:
     data = build(api, new_tenant(database_url, name="Cửa hàng Web"), calls=130, seed=21)
     recorded = {
         "source_id": "with-recording",
@@ -77,7 +76,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def ids(page: Any) -> list[str]:
-    return page.locator("#results tbody tr[data-id]").evaluate_all(
+    return page.locator("#results tbody tr[data-id]").evaluate_all(  # type: ignore[no-any-return]
         "rows => rows.map(r => r.dataset.id)"
     )
 
