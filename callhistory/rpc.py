@@ -273,7 +273,8 @@ class Dispatcher:
         # key is checked in the request's own transaction; a larger one only once the key has
         # been accepted, in a short read of its own.
         small = _declared_length(request) <= EARLY_BODY_BYTES
-        body = await read_body(request, self._max_body, self._body_timeout) if small else None
+        # (Its deadline is the connection's, http/server.py: a timer per request cost ~0.1 ms.)
+        body = await read_body(request, self._max_body) if small else None
         async with self._first_transaction(method) as read:
             principal = await self._admission.authenticate(request, check, read)
             self._admission.admit(request, principal, principal.key_id)
@@ -427,26 +428,31 @@ def _decode(method: Method, body: bytes) -> msgspec.Struct:
     return decoded
 
 
-async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
     """The body, refused early (from Content-Length) or as soon as it grows past ``limit``,
-    and given up on when it has not all arrived within ``timeout_s``."""
+    and given up on when it has not all arrived within ``timeout_s`` (if given)."""
     too_large = BodyTooLarge(f"the body is larger than {limit} bytes", limit=str(limit))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if _declared_length(request) > limit and request.headers.get("content-length"):
         raise too_large
-    chunks: list[bytes] = []
-    size = 0
     try:
+        if timeout_s is None:
+            return await _read(request, limit, too_large)
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large
-                chunks.append(chunk)
+            return await _read(request, limit, too_large)
     except ClientDisconnect:
         raise Canceled("the client closed the connection before sending the whole body") from None
     except TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
+
+
+async def _read(request: Request, limit: int, too_large: BodyTooLarge) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

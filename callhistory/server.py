@@ -16,8 +16,16 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from callhistory.config import Settings
+from callhistory.rpc import EARLY_BODY_BYTES
 
 KEEP_ALIVE_S = 5
+
+
+def _declared_length(scope: Any) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() and len(value) < 19 else 2**63
+    return 2**63
 
 
 @cache
@@ -60,8 +68,16 @@ class _HeadDeadline:
 
     def _late_head(self) -> None:
         self._head_timer = None
-        if self.cycle is not None and not self.cycle.response_complete:
-            return  # a request is being served: its head arrived in time
+        cycle = self.cycle
+        # A request being served had its head in time. A small body is due by the same
+        # deadline (the app reads it before the key, without a timer of its own); a larger one
+        # has the app's body timeout, once its key is accepted.
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and (not cycle.more_body or _declared_length(cycle.scope) > EARLY_BODY_BYTES)
+        ):
+            return
         self.timeout_keep_alive_handler()  # closes the connection unless already closing
 
 

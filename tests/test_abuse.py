@@ -104,9 +104,14 @@ def test_a_stalled_body_is_cut_off_and_a_hang_up_is_logged_499(
     capture = Capture()
     logging.getLogger("callhistory").addHandler(capture)
     try:
+        # A large body, awaited once its key was accepted: 408 at the body timeout.
         with _connect(guarded) as stalled:
-            stalled.sendall(_head(tenant.read, 100) + b'{"paging": ')
+            stalled.sendall(_head(tenant.read, 20_000) + b'{"paging": ')
             assert _status(stalled) == 408
+        # A small one is due with the head: the connection is closed at the head timeout.
+        with _connect(guarded) as small:
+            small.sendall(_head(tenant.read, 100) + b'{"paging": ')
+            assert _closed_within(small, 3)
         with _connect(guarded) as leaving:
             leaving.sendall(_head(tenant.read, 100) + b'{"paging": ')
         deadline = time.monotonic() + 5
