@@ -19,9 +19,9 @@ import msgspec
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from callhistory.calllogs.numbers import normalize
-from callhistory.calllogs.service import render
+from callhistory.calllogs.documents import call_log_json
 from callhistory.config import Settings
+from callhistory.db import partitions
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import alembic_config, upgrade
 from callhistory.db.tables import call_logs
@@ -33,7 +33,8 @@ from callhistory.directory.schemas import (
     UserCreate,
 )
 from callhistory.keys import service as keys
-from callhistory.keys.schemas import Principal, Scope
+from callhistory.numbers import normalize
+from callhistory.principal import Principal, Scope
 
 DATA = Path(__file__).resolve().parent / ".data"
 DAY = 86_400_000_000
@@ -226,7 +227,7 @@ def rows(info: TenantInfo, rng: random.Random, first_id: int) -> Iterator[tuple[
             "created_at": created,
             "updated_at": created,
         }
-        values["doc"] = render(values)
+        values["doc"] = call_log_json(values)
         yield tuple(values[name] for name in COLUMNS)
 
 
@@ -292,11 +293,9 @@ def build_sqlite(sizes: Sizes, *, seed: int = 11) -> Dataset:
 async def _load_postgres(url: str, infos: list[TenantInfo], rng: random.Random) -> None:
     import asyncpg
 
-    from callhistory.calllogs import repository
-
     db = open_database(Settings(database_url=url))
     async with transaction(db, write=True) as conn:
-        await repository.ensure_partitions(conn, started=range(START, END + 31 * DAY, 28 * DAY))
+        await partitions.ensure_partitions(conn, started=range(START, END + 31 * DAY, 28 * DAY))
         names = (
             (
                 await conn.execute(

@@ -14,21 +14,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from callhistory import openapi
-from callhistory.accesslog import AccessLog, configure_logging
-from callhistory.calllogs import service as calllogs
 from callhistory.calllogs.handlers import methods as calllog_methods
 from callhistory.config import Settings
+from callhistory.db import partitions
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.nodes import NodeLease
 from callhistory.directory import service as directory
 from callhistory.directory.handlers import methods as directory_methods
-from callhistory.ingest.handlers import FreeSwitchEndpoint
+from callhistory.http import openapi
+from callhistory.http.accesslog import AccessLog, configure_logging
+from callhistory.http.dispatch import (
+    Admission,
+    Dispatcher,
+    TenantSlots,
+    error_response,
+    unexpected,
+)
+from callhistory.http.freeswitch import FreeSwitchEndpoint
 from callhistory.ingest.handlers import methods as ingest_methods
 from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
 from callhistory.ratelimit import FailureThrottle, RateLimiter
-from callhistory.rpc import Admission, Dispatcher, TenantSlots, error_response, unexpected
 from callhistory.web import views as web
 
 METHODS = [
@@ -84,7 +90,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             secret = await keys.cursor_secret(conn)
             sealer = await keys.sealer(conn, configured=settings.data_key)
         async with transaction(db, write=True) as conn:
-            await calllogs.prepare_partitions(conn)
+            await partitions.create_ahead(conn)
             await directory.reseal_passwords(conn, sealer=sealer)
         app.state.dispatcher = Dispatcher(
             db=db,

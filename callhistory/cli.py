@@ -25,20 +25,22 @@ from rich.table import Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.calllogs import service as calllogs
-from callhistory.calllogs.repository import RetentionBlocked
 from callhistory.config import DEFAULT_DATABASE_URL, ConfigError, Settings
+from callhistory.db import partitions
 from callhistory.db.engine import Database as Store
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import schema_state, upgrade
 from callhistory.db.nodes import NodeLease
+from callhistory.db.partitions import RetentionBlocked
 from callhistory.demo import create_demo
 from callhistory.errors import ApiError, InvalidArgument
 from callhistory.ids import parse_id
 from callhistory.ingest import files
 from callhistory.ingest.files import ImportReport
 from callhistory.keys import service as keys
-from callhistory.keys.schemas import Scope, TenantStatus
+from callhistory.keys.schemas import TenantStatus
+from callhistory.principal import Scope
+from callhistory.retention import service as retention
 from callhistory.times import valid_zone
 
 T = TypeVar("T")
@@ -103,7 +105,7 @@ def _run(database: str, work: Callable[[Store], Awaitable[T]], *, migrate: bool 
                         "`callhistory migrate` with the same --database first"
                     )
             async with transaction(db, write=True) as conn:
-                await calllogs.prepare_partitions(conn)
+                await partitions.create_ahead(conn)
             async with NodeLease(db):
                 return await work(db)
         finally:
@@ -156,7 +158,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API (migrating the database first)."""
-    from callhistory.server import uvicorn_arguments  # uvicorn stays out of the other commands
+    from callhistory.http.server import uvicorn_arguments  # uvicorn stays out of the other commands
 
     os.environ["CALLHISTORY_DATABASE_URL"] = database
     _run(database, lambda _db: asyncio.sleep(0), migrate=True)  # once, before any worker starts
@@ -471,7 +473,7 @@ def retention_apply(
     """Remove every tenant's calls that started longer ago than --older-than."""
     days = _days(older_than)
     try:
-        removed = _run(database, lambda db: calllogs.apply_retention(db, older_than_days=days))
+        removed = _run(database, lambda db: retention.apply_retention(db, older_than_days=days))
     except RetentionBlocked as error:
         _fail("unavailable", str(error), 1)
     if as_json:

@@ -21,7 +21,8 @@ from callhistory.directory.schemas import (
 from callhistory.ingest import service as ingest
 from callhistory.ingest.schemas import IngestCallLog
 from callhistory.keys import service as keys
-from callhistory.keys.schemas import ApiKeyCreated, Principal, Scope, TenantRead
+from callhistory.keys.schemas import ApiKeyCreated, TenantRead
+from callhistory.principal import Principal, Scope
 
 BATCH = 1000
 _FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi"]

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from callhistory.app import create_app
 from callhistory.cli import app as cli_app
 from callhistory.config import Settings
-from callhistory.server import uvicorn_options
+from callhistory.http.server import uvicorn_options
 
 
 def free_port() -> int:
@@ -207,3 +207,33 @@ def worst_queries() -> list[bytes]:
              "paging": {"sort": "created_at"}},
         )
     ]  # fmt: skip
+
+
+def run_sql(database_url: str, statement: str, **params: object) -> list[Any]:
+    """One statement in a transaction of its own, straight on the database; its rows (if any)."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from callhistory.db.engine import create_engine
+
+    async def run() -> list[Any]:
+        engine = create_engine(Settings(database_url=database_url))
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(sa.text(statement), params)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def partition_names(database_url: str) -> set[str]:
+    """The monthly partitions of call_logs (PostgreSQL)."""
+    rows = run_sql(
+        database_url,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'call_logs'::regclass",
+    )
+    return {name for (name,) in rows}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.harness import Api, Tenant
+from tests.harness import Api, Tenant, run_sql
 
 
 def test_create_and_list_extensions(api: Api, tenant: Tenant) -> None:
@@ -49,23 +49,7 @@ def test_create_and_list_extensions(api: Api, tenant: Tenant) -> None:
 
 
 def _execute(database_url: str, sql: str, **params: object) -> list[str]:
-    import asyncio
-
-    import sqlalchemy as sa
-
-    from callhistory.config import Settings
-    from callhistory.db.engine import create_engine
-
-    async def run() -> list[str]:
-        engine = create_engine(Settings(database_url=database_url))
-        try:
-            async with engine.begin() as conn:
-                rows = await conn.execute(sa.text(sql), params)
-                return [str(v) for v in rows.scalars()] if rows.returns_rows else []
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
+    return [str(row[0]) for row in run_sql(database_url, sql, **params)]
 
 
 def _stored_passwords(database_url: str, tenant_id: str) -> list[str]:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant, cli_json, new_tenant
+from tests.harness import Api, ServerThread, Tenant, cli_json, new_tenant, run_sql
 
 
 def test_rate_limit_per_key(database_url: str, tenant: Tenant) -> None:
@@ -73,29 +73,10 @@ def test_keys_expire_and_are_listed_with_their_last_use(api: Api, database_url: 
     assert set(listed()) == set(tenant.key_ids.values()) | {expiring["id"]}
 
     # A day later (the clock cannot be moved from outside: the expiry is moved instead).
-    _in_database(
-        database_url,
-        f"UPDATE api_keys SET expires_at = 1 WHERE id = {int(expiring['id'])}",
+    run_sql(
+        database_url, "UPDATE api_keys SET expires_at = 1 WHERE id = :id", id=int(expiring["id"])
     )
     answer = api.call("ListCallLogs", {}, expiring["key"])
     assert answer.status_code == 401
     assert "expired" in answer.json()["msg"]
     api.ok("ListCallLogs", {}, tenant.read)
-
-
-def _in_database(database_url: str, sql: str) -> None:
-    import asyncio
-
-    import sqlalchemy as sa
-
-    from callhistory.db.engine import create_engine
-
-    async def run() -> None:
-        engine = create_engine(Settings(database_url=database_url))
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(sa.text(sql))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())

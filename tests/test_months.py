@@ -9,7 +9,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callhistory.calllogs.months import Window, month_windows
+from callhistory.db.months import Window, month_windows
 
 YEAR = 365 * 86_400_000_000
 instants = st.integers(min_value=10 * YEAR, max_value=100 * YEAR)  # 1980..2070

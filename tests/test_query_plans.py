@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from callhistory.calllogs import repository
+from callhistory.calllogs.documents import call_log_json
 from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import page_select, window_statements
-from callhistory.calllogs.service import render
 from callhistory.config import Settings
+from callhistory.db import partitions
 from callhistory.db.engine import create_engine
 from callhistory.db.tables import call_logs
 from tests.harness import Api, Tenant, new_tenant
@@ -151,7 +151,7 @@ def big_tenant(database_url: str, server: object) -> tuple[int, set[str]]:
             "created_at": start + i,
             "updated_at": start + i,
         }
-        return values | {"doc": render(values)}
+        return values | {"doc": call_log_json(values)}
 
     rows = [row(i, tenant_id) for i in range(BIG)] + [row(BIG + i, neighbour) for i in range(1000)]
 
@@ -159,7 +159,7 @@ def big_tenant(database_url: str, server: object) -> tuple[int, set[str]]:
         engine = create_engine(Settings(database_url=database_url))
         try:
             async with engine.begin() as conn:
-                await repository.ensure_partitions(conn, started=[r["started_at"] for r in rows])
+                await partitions.ensure_partitions(conn, started=[r["started_at"] for r in rows])
                 for chunk in range(0, len(rows), 5000):
                     await conn.execute(call_logs.insert(), rows[chunk : chunk + 5000])
             async with engine.connect() as conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import subprocess
 import sys
@@ -11,29 +10,13 @@ from contextlib import closing
 
 import msgspec
 import pytest
-import sqlalchemy as sa
 
 from callhistory.config import Settings
-from callhistory.db.engine import create_engine
-from tests.harness import Api, ServerThread, cli, cli_json, new_tenant
+from tests.harness import Api, ServerThread, cli, cli_json, new_tenant, partition_names
 
 
 def partitions(url: str) -> set[str]:
-    async def read() -> set[str]:
-        engine = create_engine(Settings(database_url=url))
-        try:
-            async with engine.connect() as conn:
-                result = await conn.execute(
-                    sa.text(
-                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                        "WHERE i.inhparent = 'call_logs'::regclass"
-                    )
-                )
-                return set(result.scalars())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
+    return partition_names(url)
 
 
 def test_retention_removes_calls_older_than_the_cutoff(fresh_database_url: str) -> None:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from callhistory.config import Settings
 from callhistory.db import deadline
 from callhistory.db.engine import fetch, open_database, transaction
-from callhistory.rpc import unexpected
+from callhistory.http.dispatch import unexpected
 
 SLOW = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "

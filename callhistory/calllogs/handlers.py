@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from callhistory.calllogs import service
 from callhistory.calllogs.schemas import ListCallLogsRequest, ListCallLogsResponse
-from callhistory.keys.schemas import Scope
+from callhistory.principal import Scope
 from callhistory.rpc import Context, MethodSet
 
 methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))

@@ -10,10 +10,10 @@ from typing import Final
 
 import msgspec
 
-from callhistory.calllogs.numbers import normalize
 from callhistory.calllogs.schemas import CallLogFilter, DurationFilter, ListCallLogsRequest
 from callhistory.errors import InvalidArgument
 from callhistory.ids import parse_id
+from callhistory.numbers import normalize
 from callhistory.paging import PageRequest, parse_paging, whole_number
 from callhistory.schemas import Id
 from callhistory.times import optional_request_time

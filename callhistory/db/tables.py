@@ -169,9 +169,9 @@ extensions = sa.Table(
 )
 
 # On PostgreSQL call logs are range-partitioned by month of started_at (see
-# calllogs.repository.ensure_partitions), so the primary key holds started_at, and it doubles as
+# db.partitions), so the primary key holds started_at, and it doubles as
 # the index of the default sort. PostgreSQL cannot enforce (tenant_id, source_id) uniqueness
-# across partitions: ingest takes a per-tenant lock instead (calllogs.repository.lock_for_ingest).
+# across partitions: ingest takes a per-tenant lock instead (ingest.repository.lock_for_ingest).
 call_logs = sa.Table(
     "call_logs",
     metadata,
@@ -200,7 +200,7 @@ call_logs = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
-    # The call log's whole wire JSON, rendered when the row is written (calllogs.service.render):
+    # The call log's whole wire JSON, rendered when the row is written (calllogs.documents):
     # a page is the stored documents joined, not 20 columns per row decoded and re-encoded.
     sa.Column("doc", sa.LargeBinary, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "started_at", "id"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from callhistory.db.tables import departments, extensions, hotlines, users
 from callhistory.directory import service
 from callhistory.directory.schemas import (
     AssignUserRequest,
@@ -21,7 +20,7 @@ from callhistory.directory.schemas import (
     UserList,
     UserRead,
 )
-from callhistory.keys.schemas import Scope
+from callhistory.principal import Scope
 from callhistory.rpc import Context, MethodSet
 
 methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))
@@ -36,13 +35,11 @@ async def CreateHotline(ctx: Context, request: HotlineCreate) -> HotlineRead:
 @methods.rpc(scope=Scope.READ)
 async def GetHotlines(ctx: Context, request: ListRequest) -> HotlineList:
     """The tenant's hotlines, newest first."""
-    items, paging = await service.list_records(
+    items, paging = await service.list_hotlines(
         ctx.conn,
-        table=hotlines,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
-        read=service.hotline_read,
     )
     return HotlineList(hotlines=items, paging=paging)
 
@@ -56,13 +53,11 @@ async def CreateDepartment(ctx: Context, request: DepartmentCreate) -> Departmen
 @methods.rpc(scope=Scope.READ)
 async def GetDepartments(ctx: Context, request: ListRequest) -> DepartmentList:
     """The tenant's departments, newest first."""
-    items, paging = await service.list_records(
+    items, paging = await service.list_departments(
         ctx.conn,
-        table=departments,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
-        read=service.department_read,
     )
     return DepartmentList(departments=items, paging=paging)
 
@@ -76,13 +71,11 @@ async def CreateUser(ctx: Context, request: UserCreate) -> UserRead:
 @methods.rpc(scope=Scope.READ)
 async def GetUsers(ctx: Context, request: ListRequest) -> UserList:
     """The tenant's users, newest first."""
-    items, paging = await service.list_records(
+    items, paging = await service.list_users(
         ctx.conn,
-        table=users,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
-        read=service.user_read,
     )
     return UserList(users=items, paging=paging)
 
@@ -98,13 +91,12 @@ async def CreateExtension(ctx: Context, request: ExtensionCreate) -> ExtensionRe
 @methods.rpc(scope=Scope.READ)
 async def GetExtensions(ctx: Context, request: ListRequest) -> ExtensionList:
     """The tenant's extensions, newest first."""
-    items, paging = await service.list_records(
+    items, paging = await service.list_extensions(
         ctx.conn,
-        table=extensions,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
-        read=service.extension_reader(ctx.principal, ctx.sealer),
+        sealer=ctx.sealer,
     )
     return ExtensionList(extensions=items, paging=paging)
 

@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory import ids
-from callhistory.calllogs.numbers import normalize
 from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
 from callhistory.directory import repository
 from callhistory.directory.schemas import (
@@ -26,8 +25,9 @@ from callhistory.directory.schemas import (
     UserRead,
 )
 from callhistory.errors import AlreadyExists, InvalidArgument, NotFound
-from callhistory.keys.schemas import Principal, Scope
+from callhistory.numbers import normalize
 from callhistory.paging import CursorCodec, Key, paginate, parse_paging
+from callhistory.principal import Principal, Scope
 from callhistory.schemas import Id, Paging, PagingRead
 from callhistory.sealing import Sealer
 from callhistory.times import format_micros, now_micros
@@ -237,7 +237,7 @@ async def set_extension_user(
     return extension_reader(principal, sealer)(row)
 
 
-async def list_records(
+async def _list(
     conn: AsyncConnection,
     *,
     table: sa.Table,
@@ -294,3 +294,50 @@ async def reseal_passwords(conn: AsyncConnection, *, sealer: Sealer) -> int:
         )
         count += 1
     return count
+
+
+async def list_hotlines(
+    conn: AsyncConnection, *, principal: Principal, paging: Paging | None, secret: bytes
+) -> tuple[list[HotlineRead], PagingRead]:
+    return await _list(
+        conn, table=hotlines, principal=principal, paging=paging, secret=secret, read=hotline_read
+    )
+
+
+async def list_departments(
+    conn: AsyncConnection, *, principal: Principal, paging: Paging | None, secret: bytes
+) -> tuple[list[DepartmentRead], PagingRead]:
+    return await _list(
+        conn,
+        table=departments,
+        principal=principal,
+        paging=paging,
+        secret=secret,
+        read=department_read,
+    )
+
+
+async def list_users(
+    conn: AsyncConnection, *, principal: Principal, paging: Paging | None, secret: bytes
+) -> tuple[list[UserRead], PagingRead]:
+    return await _list(
+        conn, table=users, principal=principal, paging=paging, secret=secret, read=user_read
+    )
+
+
+async def list_extensions(
+    conn: AsyncConnection,
+    *,
+    principal: Principal,
+    paging: Paging | None,
+    secret: bytes,
+    sealer: Sealer,
+) -> tuple[list[ExtensionRead], PagingRead]:
+    return await _list(
+        conn,
+        table=extensions,
+        principal=principal,
+        paging=paging,
+        secret=secret,
+        read=extension_reader(principal, sealer),
+    )

@@ -23,7 +23,7 @@ from callhistory.ingest import asterisk_csv, freeswitch, jsonl, service
 from callhistory.ingest.legs import Leg
 from callhistory.ingest.schemas import IngestCallLog
 from callhistory.keys import service as keys
-from callhistory.keys.schemas import Principal
+from callhistory.principal import Principal
 
 BATCH = 500
 T = TypeVar("T")

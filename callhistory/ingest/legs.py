@@ -15,9 +15,9 @@ from typing import Literal
 
 import msgspec
 
-from callhistory.calllogs.numbers import normalize
 from callhistory.calllogs.schemas import CallTarget, Direction
 from callhistory.ingest.schemas import IngestCallLog
+from callhistory.numbers import normalize
 from callhistory.times import format_micros
 
 TargetStatus = Literal["answered", "no_answer", "busy", "cancelled", "failed"]

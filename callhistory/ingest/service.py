@@ -16,10 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory import ids
-from callhistory.calllogs import repository as calllogs
-from callhistory.calllogs.numbers import normalize
+from callhistory.calllogs.documents import call_log_json
 from callhistory.calllogs.schemas import CallTarget
-from callhistory.calllogs.service import render
+from callhistory.db import partitions
 from callhistory.db.tables import extensions, hotlines, users
 from callhistory.directory import repository as directory
 from callhistory.directory.repository import ExtensionRef
@@ -28,7 +27,9 @@ from callhistory.ingest import asterisk_csv, repository
 from callhistory.ingest.legs import Directory, Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
 from callhistory.keys import service as keys
-from callhistory.keys.schemas import PbxPrincipal, Principal
+from callhistory.keys.schemas import PbxPrincipal
+from callhistory.numbers import normalize
+from callhistory.principal import Principal
 from callhistory.times import (
     now_micros,
     optional_request_time,
@@ -260,23 +261,23 @@ async def ingest(
     for i, insert in enumerate(new.values()):
         if i % _SLICE == _SLICE - 1:
             await asyncio.sleep(0)
-        insert["doc"] = render(insert)
+        insert["doc"] = call_log_json(insert)
     # On SQLite a batch its read snapshot finds no call of is inserted as it is, its INSERTs
     # built before the lock and no second lookup under it: the unique (tenant, source_id) index
     # refuses a call a concurrent batch stored meanwhile. PostgreSQL's partitioned table has no
     # such index; there the lock is what guards.
     prepared = None
-    if conn.dialect.name == "sqlite" and not await calllogs.find_by_source(
+    if conn.dialect.name == "sqlite" and not await repository.find_by_source(
         lookups, tenant_id=tenant_id, source_ids=list(latest)
     ):
-        prepared = calllogs.prepare_inserts(
+        prepared = repository.prepare_inserts(
             conn.dialect, tenant_id=tenant_id, rows=list(new.values())
         )
     if lookups is not conn:
-        await lookups.commit()  # no read snapshot may outlive the write (see rpc.Dispatcher)
+        await lookups.commit()  # no read snapshot may outlive the write (see http.dispatch)
     if not locked:  # ingest_legs takes the lock before it stores legs
-        await calllogs.lock_for_ingest(conn, tenant_id=tenant_id)
-    await calllogs.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
+        await repository.lock_for_ingest(conn, tenant_id=tenant_id)
+    await partitions.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
     changed: set[str] = set()
     if prepared is not None and await _insert_all(conn, prepared):
         stored: dict[str, dict[str, Any]] = {}
@@ -294,12 +295,12 @@ async def ingest(
     ]
 
 
-async def _insert_all(conn: AsyncConnection, inserts: calllogs.Inserts) -> bool:
+async def _insert_all(conn: AsyncConnection, inserts: repository.Inserts) -> bool:
     """Run the batch's INSERTs: all of them, or none and answer False (a concurrent batch
     stored one of these source ids after this one looked: a PBX retrying a slow post)."""
     try:
         async with conn.begin_nested():
-            await calllogs.insert_prepared(conn, inserts)
+            await repository.insert_prepared(conn, inserts)
     except IntegrityError:
         return False
     return True
@@ -315,18 +316,18 @@ async def _store(
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Under the write lock: insert the calls not stored yet, rewrite those that changed, and
     answer the stored ones (by source id) and the source ids of those rewritten."""
-    stored = await calllogs.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
+    stored = await repository.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
     updates: list[dict[str, Any]] = []
     for source_id, old in stored.items():
         row = latest[source_id]
         if any(old[name] != value for name, value in row.items()):
             update = {**row, "id": old["id"], "created_at": old["created_at"], "updated_at": now}
             updates.append(
-                update | {"doc": render(update), "previous_started_at": old["started_at"]}
+                update | {"doc": call_log_json(update), "previous_started_at": old["started_at"]}
             )
     inserts = [insert for source_id, insert in new.items() if source_id not in stored]
-    await calllogs.insert_many(conn, tenant_id=tenant_id, rows=inserts)
-    await calllogs.update_many(conn, tenant_id=tenant_id, rows=updates)
+    await repository.insert_many(conn, tenant_id=tenant_id, rows=inserts)
+    await repository.update_many(conn, tenant_id=tenant_id, rows=updates)
     return stored, {update["source_id"] for update in updates}
 
 
@@ -339,7 +340,7 @@ async def ingest_legs(
     """Store PBX legs, then rebuild the call log of every call they belong to. The tenant's
     ingest lock is taken first: an A-leg and its B-leg posted at the same moment must each
     see the other's leg when the call is rebuilt (PostgreSQL; SQLite writers are serial)."""
-    await calllogs.lock_for_ingest(conn, tenant_id=principal.tenant_id)
+    await repository.lock_for_ingest(conn, tenant_id=principal.tenant_id)
     unique = {(leg.call_id, leg.leg_id): leg for leg in legs}
     await repository.upsert_legs(
         conn,

@@ -4,7 +4,8 @@ and for integrators that display times the way the tenant does)."""
 from __future__ import annotations
 
 from callhistory.keys import service
-from callhistory.keys.schemas import GetTenantRequest, Scope, TenantRead
+from callhistory.keys.schemas import GetTenantRequest, TenantRead
+from callhistory.principal import Scope
 from callhistory.rpc import Context, MethodSet
 
 methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))

@@ -1,4 +1,4 @@
-"""Tenants, keys and the authenticated principal."""
+"""Tenants, API keys and PBX accounts."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ from enum import StrEnum
 
 import msgspec
 
-
-class Scope(StrEnum):
-    """What a key may do. ``admin`` may do everything a tenant can."""
-
-    READ = "read"
-    INGEST = "ingest"
-    ADMIN = "admin"
+from callhistory.principal import Scope
 
 
 class TenantStatus(StrEnum):
@@ -44,20 +38,6 @@ class ApiKeyRead(msgspec.Struct, kw_only=True):
     scope: Scope
     tenant_id: str
     revoked: bool
-
-
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling: one key of one tenant."""
-
-    key_id: int
-    tenant_id: int
-    tenant_domain: str
-    timezone: str
-    scope: Scope
-    used_at: int | None = None  # when the key's use was last recorded (microseconds)
-
-    def allows(self, needed: Scope) -> bool:
-        return self.scope is Scope.ADMIN or needed is Scope.READ or self.scope is needed
 
 
 class GetTenantRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory import ids
-from callhistory.calllogs.numbers import normalize
 from callhistory.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -28,12 +27,12 @@ from callhistory.keys.schemas import (
     PbxCreated,
     PbxPrincipal,
     PbxRead,
-    Principal,
     RoutingNumber,
-    Scope,
     TenantRead,
     TenantStatus,
 )
+from callhistory.numbers import normalize
+from callhistory.principal import Principal, Scope
 from callhistory.sealing import Sealer, parse_key
 from callhistory.times import format_micros, now_micros, valid_zone
 

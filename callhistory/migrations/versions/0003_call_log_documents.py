@@ -1,6 +1,8 @@
 """Call logs keep their rendered wire JSON (``doc``), so pages are served without re-rendering.
 
-Existing calls are rendered here, in batches along the primary key.
+Existing calls are rendered here, in batches along the primary key, in the wire shape of this
+revision: everything the migration needs is written out below, so that it stays what it was when
+the live code's shape moves on.
 
 Revision ID: 0003
 Revises: 0002
@@ -8,12 +10,12 @@ Revises: 0002
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
+import msgspec
 import sqlalchemy as sa
 from alembic import op
-
-from callhistory.calllogs.service import render
-from callhistory.db.engine import ALL_TENANTS
-from callhistory.db.tables import call_logs
 
 revision = "0003"
 down_revision = "0002"
@@ -21,6 +23,60 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 5000
+_ALL_TENANTS = {"callhistory_all_tenants": True}  # for the tests' tenant-scope checker
+_COLUMNS = (
+    "tenant_id", "id", "caller", "callee", "direction", "call_state", "call_status",
+    "started_at", "ended_at", "duration", "extension_id", "user_id", "hotline_id", "contact_id",
+    "external_id", "external_session_id", "recording_urls", "call_targets", "note",
+    "created_at", "updated_at",
+)  # fmt: skip
+call_logs = sa.table("call_logs", *(sa.column(name) for name in (*_COLUMNS, "doc")))
+_encoder = msgspec.json.Encoder()
+
+
+def _time(micros: int | None) -> str | None:
+    """RFC 3339 UTC with Z; a fraction only when non-zero (milliseconds when exact)."""
+    if micros is None:
+        return None
+    seconds, frac = divmod(micros, 1_000_000)
+    text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac == 0:
+        return text + "Z"
+    if frac % 1000 == 0:
+        return f"{text}.{frac // 1000:03d}Z"
+    return f"{text}.{frac:06d}Z"
+
+
+def _id(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _document(row: Any) -> bytes:
+    """A call log's wire JSON as of this revision (keys in this order)."""
+    return _encoder.encode(
+        {
+            "call_state": row.call_state,
+            "call_status": row.call_status,
+            "call_targets": msgspec.Raw(row.call_targets),
+            "callee": row.callee,
+            "caller": row.caller,
+            "contact_id": _id(row.contact_id),
+            "created_at": _time(row.created_at),
+            "direction": row.direction,
+            "duration": row.duration,
+            "ended_at": _time(row.ended_at),
+            "extension_id": _id(row.extension_id),
+            "external_id": row.external_id or "",
+            "external_session_id": row.external_session_id or "",
+            "hotline_id": _id(row.hotline_id),
+            "id": str(row.id),
+            "note": row.note,
+            "recording_urls": msgspec.Raw(row.recording_urls),
+            "started_at": _time(row.started_at),
+            "updated_at": _time(row.updated_at),
+            "user_id": _id(row.user_id),
+        }
+    )
 
 
 def upgrade() -> None:
@@ -42,10 +98,14 @@ def upgrade() -> None:
     )
     last: tuple[int, int, int] | None = None
     while True:
-        select = sa.select(call_logs).order_by(c.tenant_id, c.started_at, c.id).limit(_BATCH)
+        select = (
+            sa.select(*(c[name] for name in _COLUMNS))
+            .order_by(c.tenant_id, c.started_at, c.id)
+            .limit(_BATCH)
+        )
         if last is not None:
             select = select.where(key > sa.tuple_(*(sa.literal(v) for v in last)))
-        rows = conn.execute(select, execution_options=ALL_TENANTS).all()
+        rows = conn.execute(select, execution_options=_ALL_TENANTS).all()
         if not rows:
             break
         conn.execute(
@@ -55,7 +115,7 @@ def upgrade() -> None:
                     "_tenant": row.tenant_id,
                     "_started": row.started_at,
                     "_id": row.id,
-                    "_doc": render(dict(row._mapping)),
+                    "_doc": _document(row),
                 }
                 for row in rows
             ],

@@ -16,7 +16,7 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from callhistory.config import Settings
-from callhistory.rpc import EARLY_BODY_BYTES
+from callhistory.http.dispatch import EARLY_BODY_BYTES
 
 KEEP_ALIVE_S = 5
 
@@ -117,7 +117,7 @@ def uvicorn_arguments(settings: Settings) -> list[str]:
     """The same options as ``uvicorn`` command-line arguments (``callhistory serve``); the
     workers' protocol reads its head timeout from the environment."""
     os.environ["CALLHISTORY_HEADER_TIMEOUT_MS"] = str(settings.header_timeout_ms)
-    arguments = ["--http", f"callhistory.server:{PROTOCOL.__name__}"]
+    arguments = ["--http", f"callhistory.http.server:{PROTOCOL.__name__}"]
     arguments += ["--timeout-keep-alive", str(KEEP_ALIVE_S)]
     if settings.max_connections:
         arguments += ["--limit-concurrency", str(settings.max_connections)]

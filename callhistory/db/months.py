@@ -1,5 +1,5 @@
-"""Calendar months in UTC microseconds: PostgreSQL's partitions of call logs, and the windows a
-walk along started_at reads them in (``calllogs.repository.walk_windows``)."""
+"""Calendar months in UTC microseconds: PostgreSQL's partitions of call logs (``db.partitions``),
+and the windows a walk along started_at reads them in (``calllogs.repository.walk_windows``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,419 @@
+"""The one way into the service over HTTP: route, admission (the client's failed-auth throttle,
+the key, the key's rate limit, the tenant's slot), body limits, the request's unit of work, and
+the error envelope.
+
+A request's unit of work is opened and ended here and nowhere else: handlers receive a
+connection, never commit, never check the dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from callhistory.db import deadline
+from callhistory.db.engine import Database, transaction
+from callhistory.errors import (
+    ApiError,
+    BadRoute,
+    BodyTooLarge,
+    Canceled,
+    Internal,
+    InvalidArgument,
+    RequestTimeout,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    decode_error,
+)
+from callhistory.keys import service as keys
+from callhistory.principal import Principal
+from callhistory.ratelimit import FailureThrottle, RateLimiter
+from callhistory.rpc import Context, Method
+from callhistory.schemas import ErrorEnvelope
+from callhistory.sealing import Sealer
+from callhistory.times import now_micros
+
+logger = logging.getLogger("callhistory")
+_RETRYABLE = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sqlite3.OperationalError,  # busy, locked, or interrupted past its time budget
+    OSError,
+    TimeoutError,
+)
+# PostgreSQL SQLSTATEs: connection errors, query cancelled (statement timeout), shutdown, too many
+# connections, serialization failure and deadlock, lock not available.
+_RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
+T = TypeVar("T")
+_MAX_KEYS = 100_000
+# Bodies up to this size are read before the key is checked (a stranger's costs at most this
+# much memory a connection); larger ones only after.
+EARLY_BODY_BYTES = 16 * 1024
+_PATH = re.compile(r"(?P<prefix>[A-Za-z]+)\.(?P<service>[A-Za-z]+)/(?P<method>[A-Za-z]+)")
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def error_response(error: ApiError) -> Response:
+    headers = {"Retry-After": error.meta["retry_after"]} if "retry_after" in error.meta else None
+    body = _encoder.encode(ErrorEnvelope(code=error.code, msg=error.msg, meta=error.meta))  # type: ignore[arg-type]
+    return Response(body, status_code=error.status, media_type="application/json", headers=headers)
+
+
+def _retryable(exc: Exception) -> bool:
+    """A failure of the store that may pass: unreachable, timed out, locked, overloaded.
+    Hot reads run on the driver (``db.engine.fetch``), so its own errors count too."""
+    if isinstance(exc, _RETRYABLE):
+        return True
+    driver_error = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    state = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", "")
+    return str(state or "").startswith(_RETRYABLE_STATES)
+
+
+def unexpected(exc: Exception) -> ApiError:
+    """``unavailable`` for a store that cannot answer (safe to retry), else ``internal``;
+    neither carries a stack trace or SQL to the caller."""
+    if _retryable(exc):
+        logger.warning("store unavailable: %s", type(exc).__name__)
+        return Unavailable("the store is unavailable, retry later")
+    logger.exception("unhandled error")
+    return Internal("internal error")
+
+
+class Admission:
+    """What every entry point does before its handler: the client address's failed-auth
+    throttle, the key (from the headers, before any body is read), the key's rate limit, and a
+    slot among the tenant's concurrent requests."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        limiter: RateLimiter,
+        throttle: FailureThrottle,
+        tenant_slots: TenantSlots,
+    ) -> None:
+        self._db = db
+        self._limiter = limiter
+        self._throttle = throttle
+        self._slots = tenant_slots
+        self._recording: set[asyncio.Task[None]] = set()
+        self._recorded: dict[int, int] = {}  # key id → until when its use is recorded
+
+    async def authenticate(
+        self,
+        request: Request,
+        check: Callable[[AsyncConnection], Awaitable[T]],
+        conn: AsyncConnection | None = None,
+    ) -> T:
+        """Run ``check`` (credentials → principal) on ``conn``, else in its own short read; a
+        failure counts against the client's address."""
+        address = client_address(request)
+        self._throttle.check(address)
+        try:
+            if conn is not None:
+                return await check(conn)
+            async with transaction(self._db, write=False) as read:
+                return await check(read)
+        except Unauthenticated:
+            self._throttle.failed(address)
+            raise
+
+    def admit(self, request: Request, principal: Principal | None, bucket: object) -> None:
+        self._limiter.take(bucket)
+        request.state.key_id = str(principal.key_id) if principal and principal.key_id else ""
+        if principal is not None:
+            request.state.tenant_id = principal.tenant_id
+            now = now_micros()
+            if keys.use_is_due(principal, now) and self._recorded.get(principal.key_id, 0) < now:
+                # Requests in flight before the stamp commits see the old one: one write a key.
+                if len(self._recorded) > _MAX_KEYS:
+                    self._recorded.clear()
+                self._recorded[principal.key_id] = now + keys.USE_RESOLUTION
+                self._record_use(principal.key_id, now)
+
+    def slot(self, tenant_id: int) -> AbstractAsyncContextManager[None]:
+        return self._slots.slot(tenant_id)
+
+    def enter(self, tenant_id: int) -> bool:
+        return self._slots.enter(tenant_id)
+
+    def leave(self, tenant_id: int) -> None:
+        self._slots.leave(tenant_id)
+
+    def _record_use(self, key_id: int, now: int) -> None:
+        """The key's last use, written beside the request (a read must not wait for a write)."""
+
+        async def record() -> None:
+            try:
+                async with transaction(self._db, write=True) as conn:
+                    await keys.record_use(conn, key_id=key_id, now=now)
+            except Exception as exc:  # a missed stamp is retried by the next request
+                logger.warning("could not record a key's use: %s", type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(record())
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+
+class Dispatcher:
+    """Routes ``{prefix}.{Service}/{Method}`` to its handler (the service matched case-blind)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        admission: Admission,
+        methods: Iterable[Method],
+        max_body_bytes: int,
+        body_timeout_s: float,
+        cursor_secret: bytes,
+        sealer: Sealer,
+        request_timeout_s: float,
+    ) -> None:
+        self._sealer = sealer
+        self._db = db
+        self._admission = admission
+        self._max_body = max_body_bytes
+        self._body_timeout = body_timeout_s
+        self._secret = cursor_secret
+        self._timeout = request_timeout_s
+        self._routes = {
+            (prefix, m.service.lower(), m.name): m for m in methods for prefix in m.prefixes
+        }
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            with deadline.within(self._timeout):
+                result = await self._serve(request)
+        except ApiError as error:
+            return error_response(error)
+        except Exception as exc:  # the one place unexpected failures become an envelope
+            return error_response(unexpected(exc))
+        return Response(_encoder.encode(result), media_type="application/json")
+
+    async def _serve(self, request: Request) -> msgspec.Struct:
+        method = self._route(request)
+
+        async def check(conn: AsyncConnection) -> Principal:
+            return await keys.authenticate(conn, key=_bearer(request), needed=method.scope)
+
+        # A small body (every read request, most writes) is read with the headers, so that the
+        # key is checked in the request's own transaction; a larger one only once the key has
+        # been accepted, in a short read of its own.
+        small = _declared_length(request) <= EARLY_BODY_BYTES
+        # (Its deadline is the connection's, http/server.py: a timer per request cost ~0.1 ms.)
+        body = await read_body(request, self._max_body) if small else None
+        async with self._first_transaction(method) as read:
+            principal = await self._admission.authenticate(request, check, read)
+            self._admission.admit(request, principal, principal.key_id)
+            if body is not None and self._admission.enter(principal.tenant_id):
+                try:
+                    return await self._run(method, read, principal, body)
+                finally:
+                    self._admission.leave(principal.tenant_id)
+        # The tenant is at its cap (or the body is still to come): waited for without holding
+        # a connection.
+        async with self._admission.slot(principal.tenant_id):
+            if body is None:
+                body = await read_body(request, self._max_body, self._body_timeout)
+            async with self._first_transaction(method) as read:
+                return await self._run(method, read, principal, body)
+
+    def _first_transaction(self, method: Method) -> AbstractAsyncContextManager[AsyncConnection]:
+        """Where the key is checked and a request's reads run: the write transaction itself on
+        one pool (PostgreSQL: two connections per request could all be held while each waits
+        for its second), else a read (SQLite's reader)."""
+        one_pool = self._db.reader is self._db.writer
+        return transaction(self._db, write=method.write and one_pool)
+
+    async def _run(
+        self, method: Method, read: AsyncConnection, principal: Principal, body: bytes
+    ) -> msgspec.Struct:
+        decoded = _decode(method, body)
+        if not method.write or self._db.reader is self._db.writer:
+            return await method.handler(self._context(read, read, principal), decoded)
+        # A SQLite file: the key check's snapshot ends before the write begins (one still open
+        # when the write commits keeps SQLite from restarting its WAL); the handler's lookups
+        # run on the reader, so the write lock is held only for its own statements.
+        await read.commit()
+        async with transaction(self._db, write=True) as conn:
+            return await method.handler(self._context(conn, read, principal), decoded)
+
+    def _context(
+        self, conn: AsyncConnection, read: AsyncConnection, principal: Principal
+    ) -> Context:
+        return Context(
+            conn=conn,
+            read=read,
+            principal=principal,
+            cursor_secret=self._secret,
+            sealer=self._sealer,
+        )
+
+    def _route(self, request: Request) -> Method:
+        match = _PATH.fullmatch(request.path_params["target"])
+        method = None
+        if match:
+            route = (match["prefix"], match["service"].lower(), match["method"])
+            method = self._routes.get(route)
+        if method is None:
+            raise BadRoute(f"no method at {request.url.path}")
+        if request.method != "POST":
+            raise BadRoute(f"{method.name} takes POST, not {request.method}")
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise BadRoute("Content-Type must be application/json")
+        return method
+
+
+class TenantSlots:
+    """At most ``size`` requests of one tenant at a time in this worker; another waits up to
+    ``wait_s`` for a slot, then is refused with 429. One tenant's burst of heavy queries then
+    leaves the rest of the connection pool, and of the event loop, to the others."""
+
+    def __init__(self, *, size: int, wait_s: float) -> None:
+        self._size = size
+        self._wait = wait_s
+        # Per tenant with requests in flight: its semaphore and how many hold or wait for it.
+        self._tenants: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    def enter(self, tenant_id: int) -> bool:
+        """Take a slot if one is free now (``leave`` gives it back); False otherwise."""
+        if self._size <= 0:
+            return True
+        entry = self._tenants.get(tenant_id)
+        if entry is None:
+            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self._size), [0])
+        semaphore, users = entry
+        if semaphore.locked():
+            return False
+        users[0] += 1
+        semaphore._value -= 1  # acquire() without a coroutine: a slot is free
+        return True
+
+    def leave(self, tenant_id: int) -> None:
+        if self._size <= 0:
+            return
+        semaphore, users = self._tenants[tenant_id]
+        semaphore.release()
+        users[0] -= 1
+        if not users[0]:
+            del self._tenants[tenant_id]
+
+    @asynccontextmanager
+    async def slot(self, tenant_id: int) -> AsyncIterator[None]:
+        if self._size <= 0:
+            yield
+            return
+        entry = self._tenants.get(tenant_id)
+        if entry is None:
+            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self._size), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            try:
+                if semaphore.locked():  # a free slot is taken without a task or a timer
+                    await asyncio.wait_for(semaphore.acquire(), self._wait)
+                else:
+                    await semaphore.acquire()
+            except TimeoutError:
+                raise ResourceExhausted(
+                    f"more than {self._size} requests of this tenant at once", retry_after="1"
+                ) from None
+            try:
+                yield
+            finally:
+                semaphore.release()
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._tenants[tenant_id]
+
+
+def _declared_length(request: Request) -> int:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() and len(declared) < 19 else 2**63
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _decode(method: Method, body: bytes) -> msgspec.Struct:
+    try:
+        decoded: msgspec.Struct = method.decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # A decoder stops at its first error, which may come before the bad bytes (an unknown
+        # field): a body that is not UTF-8 is malformed whatever else it holds. Checked only
+        # once decoding failed, so good bodies pay nothing (docs/performance.md).
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as not_utf8:
+            raise decode_error(not_utf8) from None
+        raise decode_error(exc) from None
+    if b"\\u0000" in body:
+        _reject_nul(decoded, "")
+    return decoded
+
+
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The body, refused early (from Content-Length) or as soon as it grows past ``limit``,
+    and given up on when it has not all arrived within ``timeout_s`` (if given)."""
+    too_large = BodyTooLarge(f"the body is larger than {limit} bytes", limit=str(limit))
+    if _declared_length(request) > limit and request.headers.get("content-length"):
+        raise too_large
+    try:
+        if timeout_s is None:
+            return await _read(request, limit, too_large)
+        async with asyncio.timeout(timeout_s):
+            return await _read(request, limit, too_large)
+    except ClientDisconnect:
+        raise Canceled("the client closed the connection before sending the whole body") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
+
+
+async def _read(request: Request, limit: int, too_large: BodyTooLarge) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_nul(value: object, path: str) -> None:
+    """NUL characters are refused in every string: PostgreSQL cannot store them, and no
+    legitimate value carries one."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidArgument(path, "must not contain NUL characters")
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            _reject_nul(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_nul(item, f"{path}[{i}]")
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("send the API key as Authorization: Bearer <key>")
+    return key.strip()

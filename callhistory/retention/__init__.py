@@ -1,0 +1,1 @@
+"""Retention: removing every tenant's calls older than a cutoff."""

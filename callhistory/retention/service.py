@@ -1,0 +1,22 @@
+"""Retention: remove every tenant's calls, and their PBX legs, older than a cutoff."""
+
+from __future__ import annotations
+
+from callhistory.db import partitions
+from callhistory.db.engine import Database, transaction
+from callhistory.retention import repository
+from callhistory.times import now_micros
+
+
+async def apply_retention(db: Database, *, older_than_days: int) -> int:
+    """Remove every tenant's calls (and their PBX legs) that started more than
+    ``older_than_days`` ago; returns how many calls. On PostgreSQL whole months go as
+    partitions first, each in its own transactions; the rest in one transaction."""
+    cutoff = now_micros() - older_than_days * 86_400_000_000
+    removed = 0
+    if db.dialect == "postgresql":
+        removed += await partitions.drop_partitions_before(db.writer, cutoff=cutoff)
+    async with transaction(db, write=True) as conn:
+        await repository.delete_legs_older_than(conn, cutoff=cutoff)
+        removed += await repository.delete_older_than(conn, cutoff=cutoff)
+    return removed
