@@ -27,8 +27,8 @@ from callhistory.http.dispatch import (
     Admission,
     Dispatcher,
     TenantSlots,
+    envelope_for_unexpected,
     error_response,
-    unexpected,
 )
 from callhistory.http.freeswitch import FreeSwitchEndpoint
 from callhistory.ingest.handlers import methods as ingest_methods
@@ -119,7 +119,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             async with transaction(db, write=False) as conn:
                 await conn.execute(sa.text("SELECT 1"))
         except Exception as exc:
-            return error_response(unexpected(exc))
+            return error_response(envelope_for_unexpected(exc))
         return JSONResponse({"status": "ready"})
 
     async def openapi_json(_: Request) -> Response:

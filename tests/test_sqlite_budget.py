@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from callhistory.config import Settings
 from callhistory.db import deadline
 from callhistory.db.engine import fetch, open_database, transaction
-from callhistory.http.dispatch import unexpected
+from callhistory.http.dispatch import envelope_for_unexpected
 
 SLOW = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "
@@ -44,7 +44,7 @@ def test_runaway_read_is_interrupted_as_unavailable(tmp_path: Path, on_driver: b
     with pytest.raises((sa.exc.OperationalError, sqlite3.OperationalError)) as caught:
         run(tmp_path, 50, SLOW, on_driver=on_driver)
     assert "interrupted" in str(caught.value)
-    assert unexpected(caught.value).code == "unavailable"
+    assert envelope_for_unexpected(caught.value).code == "unavailable"
 
 
 @pytest.mark.parametrize("on_driver", [False, True])
@@ -110,4 +110,4 @@ def test_a_request_deadline_bounds_all_its_reads_together(tmp_path: Path) -> Non
 
     with pytest.raises(sqlite3.OperationalError, match="interrupted") as caught:
         asyncio.run(go())
-    assert unexpected(caught.value).code == "unavailable"
+    assert envelope_for_unexpected(caught.value).code == "unavailable"

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs.query import CallLogQuery
-from callhistory.db.engine import InIdList, beyond, fetch, id_list
+from callhistory.db.engine import InIdList, fetch, id_list, keyset_past
 from callhistory.db.months import Window, month_windows
 from callhistory.db.tables import (
     LONG_CALL_TIERS,
@@ -233,7 +233,7 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
             sa.bindparam("key_id", type_=sa.BigInteger),
         )
         conds.append(
-            beyond((column, c.id), bound, descending=descending, inclusive=shape.inclusive)
+            keyset_past((column, c.id), bound, descending=descending, inclusive=shape.inclusive)
         )
     branches, extra = _branches(shape)
     conds += extra

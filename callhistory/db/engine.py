@@ -247,7 +247,7 @@ def id_list(ids: Sequence[int]) -> str:
     return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
 
-def beyond(
+def keyset_past(
     columns: tuple[sa.ColumnElement[int], sa.ColumnElement[int]],
     key: tuple[int, int] | tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]],
     *,

@@ -6,7 +6,7 @@ engine runs them inline; writes, which may wait on the busy timeout for another 
 keep aiosqlite's thread (see ``db.engine``).
 
 Inline, a slow read would hold every other request of the worker, so a read gets a short slice
-of the loop (``INLINE_SLICE_S``): past it, it is interrupted and run again on a thread, as is
+of the loop (``INLINE_YIELD_EVERY_S``): past it, it is interrupted and run again on a thread, as is
 every later read of the same request, until the request's deadline.
 """
 
@@ -24,7 +24,7 @@ from callhistory.db import deadline
 
 # How long a read may hold the event loop before it moves to a thread; pages take well under a
 # millisecond, so only the rare heavy read pays for starting over (docs/performance.md).
-INLINE_SLICE_S = 0.02
+INLINE_YIELD_EVERY_S = 0.02
 _PROGRESS_STEPS = 10_000
 
 
@@ -59,14 +59,14 @@ class InlineConnection(aiosqlite.Connection):
 
     async def fetch_all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Rows of one statement, straight from sqlite3 (see ``db.engine.fetch``): inline for
-        up to ``INLINE_SLICE_S``, then on a thread."""
+        up to ``INLINE_YIELD_EVERY_S``, then on a thread."""
         conn = self._connection
         if not conn:
             raise ValueError("Connection closed")
         until = self._until()
         budget = deadline.current()
         if budget is None or not budget.offloaded:
-            slice_end = time.monotonic() + INLINE_SLICE_S
+            slice_end = time.monotonic() + INLINE_YIELD_EVERY_S
             self._deadline = min(slice_end, until) if until else slice_end
             try:
                 return conn.execute(sql, params).fetchall()

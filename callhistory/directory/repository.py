@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.db.engine import ALL_TENANTS, beyond, fetch
+from callhistory.db.engine import ALL_TENANTS, fetch, keyset_past
 from callhistory.db.tables import AnyRow, extensions, hotlines, users
 from callhistory.paging import Key
 
@@ -61,7 +61,7 @@ def _scan(
     select = sa.select(*columns).where(table.c.tenant_id == tenant_id)
     if key is not None:
         select = select.where(
-            beyond((column, table.c.id), key, descending=descending, inclusive=inclusive)
+            keyset_past((column, table.c.id), key, descending=descending, inclusive=inclusive)
         )
     if descending:
         return select.order_by(column.desc(), table.c.id.desc()).limit(limit)

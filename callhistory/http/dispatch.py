@@ -83,7 +83,7 @@ def _retryable(exc: Exception) -> bool:
     return str(state or "").startswith(_RETRYABLE_STATES)
 
 
-def unexpected(exc: Exception) -> ApiError:
+def envelope_for_unexpected(exc: Exception) -> ApiError:
     """``unavailable`` for a store that cannot answer (safe to retry), else ``internal``;
     neither carries a stack trace or SQL to the caller."""
     if _retryable(exc):
@@ -202,7 +202,7 @@ class Dispatcher:
         except ApiError as error:
             return error_response(error)
         except Exception as exc:  # the one place unexpected failures become an envelope
-            return error_response(unexpected(exc))
+            return error_response(envelope_for_unexpected(exc))
         return Response(_encoder.encode(result), media_type="application/json")
 
     async def _serve(self, request: Request) -> msgspec.Struct:

@@ -16,7 +16,7 @@ from callhistory.config import Settings
 from callhistory.db import deadline
 from callhistory.db.engine import Database, transaction
 from callhistory.errors import ApiError, Malformed, Unauthenticated
-from callhistory.http.dispatch import Admission, error_response, read_body, unexpected
+from callhistory.http.dispatch import Admission, envelope_for_unexpected, error_response, read_body
 from callhistory.ingest import freeswitch, service
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import PbxPrincipal
@@ -44,7 +44,7 @@ class FreeSwitchEndpoint:
         except ApiError as error:
             return error_response(error)
         except Exception as exc:
-            return error_response(unexpected(exc))
+            return error_response(envelope_for_unexpected(exc))
         return Response(_encoder.encode(stored.ack()), media_type="application/json")
 
     async def _store(self, request: Request) -> service.Stored:

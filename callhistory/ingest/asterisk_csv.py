@@ -19,7 +19,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from callhistory.ingest.legs import Leg, Side, TargetStatus, shape_side
+from callhistory.calllogs.schemas import TargetStatus
+from callhistory.ingest.legs import Leg, Side, shape_side
 from callhistory.times import to_micros, zone
 
 _CSV_BASE = [

@@ -22,8 +22,8 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import msgspec
 
-from callhistory.calllogs.schemas import Direction
-from callhistory.ingest.legs import Leg, Side, TargetStatus
+from callhistory.calllogs.schemas import Direction, TargetStatus
+from callhistory.ingest.legs import Leg, Side
 from callhistory.times import MAX_MICROS
 
 # Hangup causes of a leg that was never answered → its status.

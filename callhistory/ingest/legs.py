@@ -15,12 +15,11 @@ from typing import Literal
 
 import msgspec
 
-from callhistory.calllogs.schemas import CallTarget, Direction
+from callhistory.calllogs.schemas import CallTarget, Direction, TargetStatus
 from callhistory.ingest.schemas import IngestCallLog
 from callhistory.numbers import normalize
 from callhistory.times import format_micros
 
-TargetStatus = Literal["answered", "no_answer", "busy", "cancelled", "failed"]
 # Which side of the PBX a party is on: a tenant's phone ("internal"), the outside world
 # ("external"), or not said ("").
 Side = Literal["", "internal", "external"]

@@ -62,7 +62,7 @@ EARLIEST_CALL = 946_684_800_000_000  # 2000-01-01T00:00:00Z: older "calls" are c
 # Validating and rendering a 500-call batch is ~10 ms of Python; yielding to the event loop
 # every 50 calls lets another batch's database steps (and page reads) go on in between,
 # instead of waiting for the whole batch (measured: two batches in flight were slower than one).
-_SLICE = 50
+_YIELD_EVERY = 50
 _REFERENCES = (("extension_id", extensions), ("user_id", users), ("hotline_id", hotlines))
 
 
@@ -241,8 +241,8 @@ async def ingest(
     rows, answered = [], []
     newest = now_micros() + _DAY
     for i, item in enumerate(items):
-        if i % _SLICE == _SLICE - 1:
-            await asyncio.sleep(0)  # let other requests' results in between (see _SLICE)
+        if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+            await asyncio.sleep(0)  # let other requests' results in between (see _YIELD_EVERY)
         try:
             row, target = _row(item, principal.timezone, newest)
         except InvalidArgument as error:
@@ -259,7 +259,7 @@ async def ingest(
         for (source_id, row), new_id in zip(latest.items(), ids.new_ids(len(latest)), strict=True)
     }
     for i, insert in enumerate(new.values()):
-        if i % _SLICE == _SLICE - 1:
+        if i % _YIELD_EVERY == _YIELD_EVERY - 1:
             await asyncio.sleep(0)
         insert["doc"] = call_log_json(insert)
     # On SQLite a batch its read snapshot finds no call of is inserted as it is, its INSERTs
