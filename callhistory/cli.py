@@ -41,6 +41,7 @@ from callhistory.keys import service as keys
 from callhistory.keys.schemas import TenantStatus
 from callhistory.principal import Scope
 from callhistory.retention import service as retention
+from callhistory.sealing import parse_keys
 from callhistory.times import valid_zone
 
 T = TypeVar("T")
@@ -84,6 +85,7 @@ def _settings(database: str) -> Settings:
             raise ConfigError(
                 f"--database / CALLHISTORY_DATABASE_URL: the folder {folder} does not exist"
             )
+    parse_keys(settings.data_key)  # refused here, with its variable named, not at start-up
     return settings
 
 

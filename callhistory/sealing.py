@@ -40,6 +40,11 @@ def parse_key(text: str, *, variable: str = "CALLHISTORY_DATA_KEY") -> bytes:
     return key
 
 
+def parse_keys(text: str) -> list[bytes]:
+    """The keys of ``CALLHISTORY_DATA_KEY`` (comma-separated, the sealing one first)."""
+    return [parse_key(part) for part in text.split(",") if part.strip()]
+
+
 def new_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
 
@@ -67,10 +72,10 @@ class Sealer:
         aead = self._keys.get(kid)
         if aead is None:
             return ""
-        raw = base64.urlsafe_b64decode(data)
         try:
+            raw = base64.urlsafe_b64decode(data)
             return aead.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode()).decode()
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # a damaged value (binascii.Error is a ValueError)
             return ""
 
     def current(self, value: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.harness import Api, Tenant, run_sql
 
 
@@ -180,3 +182,28 @@ def test_create_validation(api: Api, tenant: Tenant) -> None:
         == "paging.sort"
     )
     assert api.ok("GetHotlines", {}, tenant.read)["hotlines"] == []
+
+
+def test_a_damaged_sealed_password_is_shown_empty_not_a_500(
+    api: Api, tenant: Tenant, database_url: str
+) -> None:
+    api.ok("CreateExtension", {"extension_number": 170}, tenant.admin)
+    (stored,) = _stored_passwords(database_url, tenant.id)
+    damaged = stored.rsplit(":", 1)[0] + ":@@not base64@@"
+    run_sql(database_url, "UPDATE extensions SET extension_password = :p WHERE tenant_id = :t",
+            p=damaged, t=int(tenant.id))  # fmt: skip
+    (listed,) = api.ok("GetExtensions", {}, tenant.admin)["extensions"]
+    assert listed["extension_password"] == ""
+
+
+def test_a_bad_data_key_is_refused_naming_its_variable(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from callhistory.cli import app
+
+    monkeypatch.setenv("CALLHISTORY_DATA_KEY", "too-short")
+    result = CliRunner().invoke(app, ["key", "list", "--database", database_url])
+    assert result.exit_code == 2
+    assert "CALLHISTORY_DATA_KEY" in result.output

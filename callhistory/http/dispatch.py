@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from callhistory.db import deadline
 from callhistory.db.engine import Database, transaction
@@ -39,7 +40,7 @@ from callhistory.errors import (
 )
 from callhistory.keys import service as keys
 from callhistory.principal import Principal
-from callhistory.ratelimit import FailureThrottle, RateLimiter
+from callhistory.ratelimit import MAX_KEYS, FailureThrottle, RateLimiter
 from callhistory.rpc import Context, Method
 from callhistory.schemas import ErrorEnvelope
 from callhistory.sealing import Sealer
@@ -57,7 +58,6 @@ _RETRYABLE = (
 # connections, serialization failure and deadlock, lock not available.
 _RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
 T = TypeVar("T")
-_MAX_KEYS = 100_000
 # Bodies up to this size are read before the key is checked (a stranger's costs at most this
 # much memory a connection); larger ones only after.
 EARLY_BODY_BYTES = 16 * 1024
@@ -140,7 +140,7 @@ class Admission:
             now = now_micros()
             if keys.use_is_due(principal, now) and self._recorded.get(principal.key_id, 0) < now:
                 # Requests in flight before the stamp commits see the old one: one write a key.
-                if len(self._recorded) > _MAX_KEYS:
+                if len(self._recorded) > MAX_KEYS:
                     self._recorded.clear()
                 self._recorded[principal.key_id] = now + keys.USE_RESOLUTION
                 self._record_use(principal.key_id, now)
@@ -148,8 +148,8 @@ class Admission:
     def slot(self, tenant_id: int) -> AbstractAsyncContextManager[None]:
         return self._slots.slot(tenant_id)
 
-    def enter(self, tenant_id: int) -> bool:
-        return self._slots.enter(tenant_id)
+    async def try_enter(self, tenant_id: int) -> bool:
+        return await self._slots.try_enter(tenant_id)
 
     def leave(self, tenant_id: int) -> None:
         self._slots.leave(tenant_id)
@@ -214,13 +214,13 @@ class Dispatcher:
         # A small body (every read request, most writes) is read with the headers, so that the
         # key is checked in the request's own transaction; a larger one only once the key has
         # been accepted, in a short read of its own.
-        small = _declared_length(request) <= EARLY_BODY_BYTES
-        # (Its deadline is the connection's, http/server.py: a timer per request cost ~0.1 ms.)
+        small = reads_body_early(request.scope)
+        # (Its deadline is the connection's, http/server.py: no timer per request.)
         body = await read_body(request, self._max_body) if small else None
         async with self._first_transaction(method) as read:
             principal = await self._admission.authenticate(request, check, read)
             self._admission.admit(request, principal, principal.key_id)
-            if body is not None and self._admission.enter(principal.tenant_id):
+            if body is not None and await self._admission.try_enter(principal.tenant_id):
                 try:
                     return await self._run(method, read, principal, body)
                 finally:
@@ -291,62 +291,68 @@ class TenantSlots:
         # Per tenant with requests in flight: its semaphore and how many hold or wait for it.
         self._tenants: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
 
-    def enter(self, tenant_id: int) -> bool:
-        """Take a slot if one is free now (``leave`` gives it back); False otherwise."""
-        if self._size <= 0:
-            return True
+    def _join(self, tenant_id: int) -> asyncio.Semaphore:
         entry = self._tenants.get(tenant_id)
         if entry is None:
             entry = self._tenants[tenant_id] = (asyncio.Semaphore(self._size), [0])
-        semaphore, users = entry
-        if semaphore.locked():
-            return False
-        users[0] += 1
-        semaphore._value -= 1  # acquire() without a coroutine: a slot is free
-        return True
+        entry[1][0] += 1
+        return entry[0]
 
-    def leave(self, tenant_id: int) -> None:
-        if self._size <= 0:
-            return
-        semaphore, users = self._tenants[tenant_id]
-        semaphore.release()
+    def _part(self, tenant_id: int) -> None:
+        users = self._tenants[tenant_id][1]
         users[0] -= 1
         if not users[0]:
             del self._tenants[tenant_id]
 
+    async def try_enter(self, tenant_id: int) -> bool:
+        """Take a slot if one is free now (``leave`` gives it back); False, at once, if not."""
+        if self._size <= 0:
+            return True
+        semaphore = self._join(tenant_id)
+        if semaphore.locked():
+            self._part(tenant_id)
+            return False
+        await semaphore.acquire()  # free: returns without suspending
+        return True
+
+    def leave(self, tenant_id: int) -> None:
+        if self._size > 0:
+            self._tenants[tenant_id][0].release()
+            self._part(tenant_id)
+
     @asynccontextmanager
     async def slot(self, tenant_id: int) -> AsyncIterator[None]:
-        if self._size <= 0:
-            yield
-            return
-        entry = self._tenants.get(tenant_id)
-        if entry is None:
-            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self._size), [0])
-        semaphore, users = entry
-        users[0] += 1
-        try:
+        """A slot, waited for up to ``wait_s`` when none is free."""
+        if not await self.try_enter(tenant_id):
+            semaphore = self._join(tenant_id)
             try:
-                if semaphore.locked():  # a free slot is taken without a task or a timer
-                    await asyncio.wait_for(semaphore.acquire(), self._wait)
-                else:
-                    await semaphore.acquire()
+                await asyncio.wait_for(semaphore.acquire(), self._wait)
             except TimeoutError:
+                self._part(tenant_id)
                 raise ResourceExhausted(
                     f"more than {self._size} requests of this tenant at once", retry_after="1"
                 ) from None
-            try:
-                yield
-            finally:
-                semaphore.release()
+            except BaseException:  # cancelled while waiting
+                self._part(tenant_id)
+                raise
+        try:
+            yield
         finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._tenants[tenant_id]
+            self.leave(tenant_id)
 
 
-def _declared_length(request: Request) -> int:
-    declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isdigit() and len(declared) < 19 else 2**63
+def reads_body_early(scope: Scope) -> bool:
+    """Whether the request's body is small enough to be read before its key is checked."""
+    declared = declared_length(scope)
+    return declared is not None and declared <= EARLY_BODY_BYTES
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, or None when it has none (or an absurd one)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() and len(value) < 19 else None
+    return None
 
 
 def client_address(request: Request) -> str:
@@ -374,7 +380,8 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
     """The body, refused early (from Content-Length) or as soon as it grows past ``limit``,
     and given up on when it has not all arrived within ``timeout_s`` (if given)."""
     too_large = BodyTooLarge(f"the body is larger than {limit} bytes", limit=str(limit))
-    if _declared_length(request) > limit and request.headers.get("content-length"):
+    declared = declared_length(request.scope)
+    if declared is not None and declared > limit:
         raise too_large
     try:
         if timeout_s is None:

@@ -16,16 +16,9 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from callhistory.config import Settings
-from callhistory.http.dispatch import EARLY_BODY_BYTES
+from callhistory.http.dispatch import reads_body_early
 
 KEEP_ALIVE_S = 5
-
-
-def _declared_length(scope: Any) -> int:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            return int(value) if value.isdigit() and len(value) < 19 else 2**63
-    return 2**63
 
 
 @cache
@@ -75,7 +68,7 @@ class _HeadDeadline:
         if (
             cycle is not None
             and not cycle.response_complete
-            and (not cycle.more_body or _declared_length(cycle.scope) > EARLY_BODY_BYTES)
+            and (not cycle.more_body or not reads_body_early(cycle.scope))
         ):
             return
         self.timeout_keep_alive_handler()  # closes the connection unless already closing

@@ -33,7 +33,7 @@ from callhistory.keys.schemas import (
 )
 from callhistory.numbers import normalize
 from callhistory.principal import Principal, Scope
-from callhistory.sealing import Sealer, parse_key
+from callhistory.sealing import Sealer, parse_key, parse_keys
 from callhistory.times import format_micros, now_micros, valid_zone
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -110,7 +110,7 @@ async def create_key(
         key=key,
         scope=scope,
         tenant_id=str(tenant_id),
-        expires_at=format_micros(expires_at) if expires_at is not None else None,
+        expires_at=format_micros(expires_at),
     )
 
 
@@ -123,16 +123,12 @@ async def list_keys(conn: AsyncConnection, *, tenant_id: int | None) -> list[Api
             tenant_id=str(row.tenant_id),
             scope=Scope(row.scope),
             created_at=format_micros(row.created_at),
-            expires_at=_optional_time(row.expires_at),
-            last_used_at=_optional_time(row.last_used_at),
+            expires_at=format_micros(row.expires_at),
+            last_used_at=format_micros(row.last_used_at),
             revoked=row.revoked_at is not None,
         )
         for row in await repository.list_keys(conn, tenant_id=tenant_id)
     ]
-
-
-def _optional_time(micros: int | None) -> str | None:
-    return None if micros is None else format_micros(micros)
 
 
 def use_is_due(principal: Principal, now: int) -> bool:
@@ -197,7 +193,7 @@ async def cursor_secret(conn: AsyncConnection) -> bytes:
 async def sealer(conn: AsyncConnection, *, configured: str) -> Sealer:
     """The sealer of stored secrets: the operator's keys (``CALLHISTORY_DATA_KEY``) first, the
     database's own last."""
-    keys = [parse_key(part) for part in configured.split(",") if part.strip()]
+    keys = parse_keys(configured)
     stored = await repository.get_state(conn, name="data_key")
     if stored is None:
         raise RuntimeError("the database has no data key: run `callhistory migrate`")
@@ -255,9 +251,13 @@ async def create_pbx(conn: AsyncConnection, *, name: str, tenant_ids: list[int])
         raise AlreadyExists(f"a PBX named {name!r} already exists")
     secret = PBX_PREFIX + secrets.token_urlsafe(32)
     pbx_id = ids.new_id()
-    await repository.insert_pbx(
-        conn, pbx_id=pbx_id, name=name, secret_hash=hash_key(secret), now=now_micros()
-    )
+    try:
+        async with conn.begin_nested():
+            await repository.insert_pbx(
+                conn, pbx_id=pbx_id, name=name, secret_hash=hash_key(secret), now=now_micros()
+            )
+    except IntegrityError:  # created at the same moment by another command
+        raise AlreadyExists(f"a PBX named {name!r} already exists") from None
     for tenant_id in sorted(set(tenant_ids)):
         await repository.bind_pbx(conn, pbx_id=pbx_id, tenant_id=tenant_id)
     return PbxCreated(
@@ -368,7 +368,11 @@ async def add_route(conn: AsyncConnection, *, number: str, tenant_id: int) -> Ro
     if owner is not None:
         raise AlreadyExists(f"number {normalized} already routes to tenant {owner}")
     now = now_micros()
-    await repository.insert_route(conn, number=normalized, tenant_id=tenant_id, now=now)
+    try:
+        async with conn.begin_nested():
+            await repository.insert_route(conn, number=normalized, tenant_id=tenant_id, now=now)
+    except IntegrityError:  # routed at the same moment by another command
+        raise AlreadyExists(f"number {normalized} already routes to a tenant") from None
     return RoutingNumber(number=normalized, tenant_id=str(tenant_id), created_at=format_micros(now))
 
 
