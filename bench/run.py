@@ -35,6 +35,7 @@ from bench.data import DATA, Dataset, Sizes, TenantInfo, build_postgres, build_s
 from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import edge_start, page_select, window_statements
 from callhistory.calllogs.schemas import CallLog
+from callhistory.db.backend import backend
 from callhistory.paging import CursorCodec
 from tests.harness import free_port, worst_queries
 from tests.pgserver import PostgresCluster
@@ -170,7 +171,7 @@ def page_sql(
         lookup = floor.sql(statement.params(values))
         edge = floor.fetch(*lookup)[0][0]
     statements = window_statements(
-        floor.data.backend,
+        backend(floor.data.backend),
         tenant,
         query,
         sort="-started_at",

@@ -26,11 +26,12 @@ from callhistory.http.accesslog import AccessLog, configure_logging
 from callhistory.http.dispatch import (
     Admission,
     Dispatcher,
+    Pipeline,
     TenantSlots,
     envelope_for_unexpected,
     error_response,
 )
-from callhistory.http.freeswitch import FreeSwitchEndpoint
+from callhistory.http.freeswitch import FreeSwitchEntry
 from callhistory.ingest.handlers import methods as ingest_methods
 from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
@@ -78,6 +79,14 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         ),
     )
 
+    pipeline = Pipeline(
+        db=db,
+        admission=admission,
+        body_timeout_s=settings.body_timeout_ms / 1000,
+        request_timeout_s=settings.request_timeout_ms / 1000,
+    )
+    freeswitch = FreeSwitchEntry(max_body_bytes=settings.max_body_bytes)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate:
@@ -93,14 +102,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await partitions.create_ahead(conn)
             await directory.reseal_passwords(conn, sealer=sealer)
         app.state.dispatcher = Dispatcher(
-            db=db,
-            admission=admission,
+            pipeline=pipeline,
             methods=METHODS,
             max_body_bytes=settings.max_body_bytes,
-            body_timeout_s=settings.body_timeout_ms / 1000,
             cursor_secret=secret,
             sealer=sealer,
-            request_timeout_s=settings.request_timeout_ms / 1000,
         )
         async with NodeLease(db):
             with _steady_gc():
@@ -110,6 +116,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     async def rpc(request: Request) -> Response:
         dispatcher: Dispatcher = request.app.state.dispatcher
         return await dispatcher(request)
+
+    async def freeswitch_cdr(request: Request) -> Response:
+        return await pipeline.serve(request, freeswitch)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -132,11 +141,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/v1/{target:path}", rpc, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Route(
-            "/ingest/freeswitch",
-            FreeSwitchEndpoint(db=db, settings=settings, admission=admission).handle,
-            methods=["POST"],
-        ),
+        Route("/ingest/freeswitch", freeswitch_cdr, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

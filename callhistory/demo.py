@@ -11,6 +11,7 @@ import msgspec
 
 from callhistory.calllogs.schemas import CallTarget
 from callhistory.db.engine import Database, transaction
+from callhistory.db.work import unit_of_work
 from callhistory.directory import service as directory
 from callhistory.directory.schemas import (
     DepartmentCreate,
@@ -190,7 +191,7 @@ async def create_demo(
             _call(rng, i, starts[i], hotline_numbers, extensions)
             for i in range(first, min(calls, first + BATCH))
         ]
-        async with transaction(db, write=True) as conn:
-            await ingest.ingest(conn, principal=principal, items=items)
+        async with unit_of_work(db, write=True) as work:
+            await ingest.ingest(work, principal=principal, items=items)
         progress(len(items))
     return DemoResult(tenant=tenant, keys=made, calls=calls)

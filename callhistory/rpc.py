@@ -12,20 +12,27 @@ from typing import Any, get_type_hints
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from callhistory.db.work import Work
 from callhistory.principal import Principal, Scope
 from callhistory.sealing import Sealer
 
 
 class Context(msgspec.Struct, kw_only=True):
-    """What a handler may use: the request's transaction, who is calling, and, for a write on
-    a SQLite file, a read transaction for lookups that need not hold the write lock (otherwise
-    ``read`` is ``conn``)."""
+    """What a handler may use: the request's unit of work (reads on ``read``; ``await write()``
+    for the write transaction, in methods registered with ``write=True``), who is calling, and
+    the service's secrets."""
 
-    conn: AsyncConnection
-    read: AsyncConnection
+    work: Work
     principal: Principal
     cursor_secret: bytes
     sealer: Sealer
+
+    @property
+    def read(self) -> AsyncConnection:
+        return self.work.read
+
+    async def write(self) -> AsyncConnection:
+        return await self.work.write()
 
 
 Handler = Callable[[Context, Any], Awaitable[msgspec.Struct]]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -19,7 +21,14 @@ from typer.testing import CliRunner
 from callhistory.app import create_app
 from callhistory.cli import app as cli_app
 from callhistory.config import Settings
+from callhistory.db.engine import open_database, transaction
+from callhistory.db.nodes import NodeLease
 from callhistory.http.server import uvicorn_options
+from callhistory.keys import service as keys
+from callhistory.keys.schemas import ApiKeyCreated, TenantRead
+from callhistory.principal import Scope
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -83,24 +92,31 @@ class Tenant:
 def new_tenant(
     database_url: str, *, name: str = "Test tenant", timezone: str = "", domain: str = ""
 ) -> Tenant:
-    args = ["tenant", "create", "--name", name, "--database", database_url]
-    if timezone:
-        args += ["--timezone", timezone]
-    if domain:
-        args += ["--domain", domain]
-    tenant = cli_json(*args)
-    keys = {
-        scope: cli_json(
-            "key", "create", "--tenant", tenant["id"], "--scope", scope, "--database", database_url
-        )
-        for scope in ("read", "ingest", "admin")
-    }
+    """A tenant and a key of each scope, made by the services the CLI's commands call (the
+    CLI itself is tested in test_cli.py; here it would check the schema four times)."""
+
+    async def make() -> tuple[TenantRead, dict[Scope, ApiKeyCreated]]:
+        db = open_database(Settings(database_url=database_url))
+        try:
+            async with NodeLease(db), transaction(db, write=True) as conn:
+                tenant = await keys.create_tenant(
+                    conn, name=name, timezone=timezone or keys.DEFAULT_TIMEZONE, domain=domain
+                )
+                made = {
+                    scope: await keys.create_key(conn, tenant_id=int(tenant.id), scope=scope)
+                    for scope in (Scope.READ, Scope.INGEST, Scope.ADMIN)
+                }
+            return tenant, made
+        finally:
+            await db.dispose()
+
+    tenant, made = asyncio.run(make())
     return Tenant(
-        id=tenant["id"],
-        read=keys["read"]["key"],
-        ingest=keys["ingest"]["key"],
-        admin=keys["admin"]["key"],
-        key_ids={scope: k["id"] for scope, k in keys.items()},
+        id=tenant.id,
+        read=made[Scope.READ].key,
+        ingest=made[Scope.INGEST].key,
+        admin=made[Scope.ADMIN].key,
+        key_ids={scope.value: k.id for scope, k in made.items()},
     )
 
 
@@ -174,6 +190,18 @@ def start_serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
             process.kill()
             raise RuntimeError("callhistory serve did not start")
         time.sleep(0.05)
+
+
+def eventually(check: Callable[[], T | None], *, within: float = 10, every: float = 0.02) -> T:
+    """``check()`` once it is truthy, tried every ``every`` seconds for up to ``within``."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s")
+        time.sleep(every)
 
 
 def post_at_once(base_url: str, key: str, batches: list[list[dict[str, Any]]]) -> list[Any]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from callhistory.config import Settings
-from tests.harness import Api, ServerThread, Tenant, new_tenant, worst_queries
+from tests.harness import Api, ServerThread, Tenant, eventually, new_tenant, worst_queries
 from tests.test_ops import Capture
 
 LIST = "/v1/shop.Etelecom/ListCallLogs"
@@ -139,9 +139,12 @@ def test_one_tenants_burst_waits_for_its_own_slots_only(
         # to be read before the key is checked) is awaited.
         size = 20_000
         holding.sendall(_head(busy.read, size) + b"{")
-        time.sleep(0.1)
-        refused = api.call("ListCallLogs", {}, busy.read)
-        assert refused.status_code == 429, refused.text
+
+        def refused_now() -> httpx.Response | None:
+            answer = api.call("ListCallLogs", {}, busy.read)
+            return answer if answer.status_code == 429 else None
+
+        refused = eventually(refused_now)  # once the server has admitted the held request
         assert refused.json()["code"] == "resource_exhausted"
         assert refused.headers["retry-after"] == "1"
         assert api.call("ListCallLogs", {}, other.read).status_code == 200
@@ -236,7 +239,7 @@ def test_a_noisy_tenant_leaves_the_others_their_turn(
         thread.start()
     pages, health = [], []
     try:
-        time.sleep(0.3)
+        eventually(lambda: len(statuses) >= 8)  # the noise is on
         until = time.monotonic() + 3
         while time.monotonic() < until:
             began = time.monotonic()

@@ -69,3 +69,43 @@ def test_migrations_import_no_live_code() -> None:
 def test_handlers_do_not_pick_tables() -> None:
     for path in PACKAGE.rglob("handlers.py"):
         assert "callhistory.db.tables" not in _imports(path), path
+
+
+def _domain_modules(*names: str) -> list[Path]:
+    return [
+        path
+        for domain in sorted(DOMAINS)
+        for path in (PACKAGE / domain).glob("*.py")
+        if not names or path.name in names
+    ]
+
+
+def test_only_repositories_name_tables() -> None:
+    """Services and handlers ask repositories by name (``list_hotlines``, kind="users"), so
+    a table can change without them."""
+    for path in _domain_modules():
+        if path.name != "repository.py":
+            assert "callhistory.db.tables" not in _imports(path), path
+
+
+def test_domains_neither_commit_nor_name_a_dialect() -> None:
+    """A request's transactions open and end in ``db.work.unit_of_work`` (or, for a command
+    and the service's own upkeep, ``db.engine.transaction``); domains ask a connection for its
+    ``db.backend`` traits instead of comparing dialect names."""
+    offenders = []
+    for path in _domain_modules():
+        if path.parent.name == "retention" and path.name == "service.py":
+            continue  # a maintenance command: it runs one transaction per partition it drops
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in {"commit", "rollback", "begin"}:
+                offenders.append(f"{path.name}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.Constant) and node.value in {"sqlite", "postgresql"}:
+                offenders.append(f"{path.parent.name}/{path.name}:{node.lineno} {node.value!r}")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "name"
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "dialect"
+            ):
+                offenders.append(f"{path.parent.name}/{path.name}:{node.lineno} .dialect.name")
+    assert offenders == []

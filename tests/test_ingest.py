@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 
 from callhistory.config import Settings
-from callhistory.db.engine import open_database, transaction
+from callhistory.db.engine import open_database
+from callhistory.db.work import unit_of_work
 from callhistory.ingest.schemas import IngestCallLog
 from callhistory.ingest.service import Stored, ingest
 from callhistory.keys import service as keys
@@ -275,14 +276,13 @@ def test_a_call_stored_after_the_batch_looked_is_stored_once(tmp_path: Path) -> 
     async def go() -> tuple[list[Stored], list[Stored]]:
         db = open_database(Settings(database_url=url))
         try:
-            async with transaction(db, write=False) as stale:
+            async with unit_of_work(db, write=True) as stale:
                 # The snapshot starts here, before the first batch commits.
-                principal = await keys.tenant_principal(stale, tenant_id=int(tenant.id))
-                async with transaction(db, write=True) as conn:
-                    first = await ingest(conn, principal=principal, items=[item("retry", "one")])
+                principal = await keys.tenant_principal(stale.read, tenant_id=int(tenant.id))
+                async with unit_of_work(db, write=True) as work:
+                    first = await ingest(work, principal=principal, items=[item("retry", "one")])
                 batch = [item(f"fresh-{i}") for i in range(149)] + [item("retry", "two")]
-                async with transaction(db, write=True) as conn:
-                    second = await ingest(conn, principal=principal, items=batch, read=stale)
+                second = await ingest(stale, principal=principal, items=batch)
             return first, second
         finally:
             await db.dispose()

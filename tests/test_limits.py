@@ -7,7 +7,10 @@ import time
 from typing import Any
 
 from callhistory.config import Settings
+from tests.fixtures.freeswitch import a_leg
 from tests.harness import Api, ServerThread, Tenant, cli_json, new_tenant, run_sql
+from tests.test_ingest_freeswitch import T0, S, post, uid
+from tests.test_pbx_accounts import _pbx
 
 
 def test_rate_limit_per_key(database_url: str, tenant: Tenant) -> None:
@@ -80,3 +83,42 @@ def test_keys_expire_and_are_listed_with_their_last_use(api: Api, database_url: 
     assert answer.status_code == 401
     assert "expired" in answer.json()["msg"]
     api.ok("ListCallLogs", {}, tenant.read)
+
+
+def test_freeswitch_posts_are_rate_limited_per_pbx_and_per_key(
+    database_url: str, tenant: Tenant
+) -> None:
+    """The FreeSWITCH endpoint is admitted like every request: a PBX's credentials and a
+    tenant's ingest key each have their own bucket."""
+    settings = Settings(
+        database_url=database_url, access_log=False, rate_limit_per_second=0.5, rate_limit_burst=2
+    )
+    name, secret = _pbx(database_url, tenant)
+
+    def cdr() -> dict[str, Any]:
+        return a_leg(
+            uuid=uid(),
+            caller="0912345678",
+            destination="19006868",
+            start=T0,
+            answer=0,
+            end=T0 + S,
+            cause="NO_ANSWER",
+            b_legs=[],
+            domain="",
+        )
+
+    with ServerThread(settings) as running:
+        api = Api(running.base_url)
+        try:
+            for _ in range(2):
+                assert post(api, secret, cdr(), user=name).status_code == 200
+            limited = post(api, secret, cdr(), user=name)
+            assert limited.status_code == 429, limited.text
+            assert limited.json()["code"] == "resource_exhausted"
+            assert int(limited.headers["retry-after"]) >= 1
+            for _ in range(2):  # the tenant's ingest key is another bucket
+                assert post(api, tenant.ingest, cdr()).status_code == 200
+            assert post(api, tenant.ingest, cdr()).status_code == 429
+        finally:
+            api.close()

@@ -18,6 +18,7 @@ from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import page_select, window_statements
 from callhistory.config import Settings
 from callhistory.db import partitions
+from callhistory.db.backend import SQLITE
 from callhistory.db.engine import create_engine
 from callhistory.db.tables import call_logs
 from tests.harness import Api, Tenant, new_tenant
@@ -58,7 +59,7 @@ def test_sqlite_plan_uses_an_index(
     database_url: str, api: Api, tenant: Tenant, name: str, deep: bool
 ) -> None:
     [(statement, values)] = window_statements(  # the statement the service runs on SQLite
-        "sqlite",
+        SQLITE,
         int(tenant.id),
         QUERIES[name],
         sort="-started_at",

@@ -14,5 +14,5 @@ methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))
 async def ListCallLogs(ctx: Context, request: ListCallLogsRequest) -> ListCallLogsResponse:
     """The tenant's call history, newest first by default, filtered and keyset-paged."""
     return await service.list_call_logs(
-        ctx.conn, principal=ctx.principal, request=request, secret=ctx.cursor_secret
+        ctx.read, principal=ctx.principal, request=request, secret=ctx.cursor_secret
     )

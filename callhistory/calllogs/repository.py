@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs.query import CallLogQuery
+from callhistory.db.backend import Backend, backend
 from callhistory.db.engine import InIdList, fetch, id_list, keyset_past
 from callhistory.db.months import Window, month_windows
 from callhistory.db.tables import (
@@ -295,7 +296,7 @@ async def fetch_page(
     calls (a first page: 2.7 ms against 0.9 ms this way, the first call's lookup included).
     """
     edge = None
-    if key is None and _walks_started_at(conn.dialect.name, sort):
+    if key is None and _walks_started_at(backend(conn), sort):
         found = await fetch(
             conn, *edge_start(tenant_id, query, descending=sort.startswith("-") == forward)
         )
@@ -304,7 +305,7 @@ async def fetch_page(
             return []
     rows: list[Sequence[Any]] = []
     statements = window_statements(
-        conn.dialect.name,
+        backend(conn),
         tenant_id,
         query,
         sort=sort,
@@ -322,7 +323,7 @@ async def fetch_page(
 
 
 def window_statements(
-    dialect: str,
+    store: Backend,
     tenant_id: int,
     query: CallLogQuery,
     *,
@@ -335,12 +336,9 @@ def window_statements(
     columns: tuple[str, ...] = (),
 ) -> Iterator[tuple[sa.Select[Any], dict[str, Any]]]:
     """A page's statements and their values, to run in turn until ``limit`` rows are read: one
-    per window of started_at (``walk_windows``), as ``dialect`` reads them best, each built when
-    the walk gets to it. On SQLite an OR filter's page is picked before its columns are read
-    (``late_columns``); PostgreSQL joining back over its partitions was slower (1.4 -> 2.1 ms)."""
-    for window in walk_windows(
-        dialect, query=query, sort=sort, key=key, forward=forward, edge=edge
-    ):
+    per window of started_at (``walk_windows``), as ``store`` reads them best, each built when
+    the walk gets to it."""
+    for window in walk_windows(store, query=query, sort=sort, key=key, forward=forward, edge=edge):
         yield page_statement(
             tenant_id,
             query,
@@ -351,16 +349,16 @@ def window_statements(
             inclusive=inclusive,
             columns=columns,
             window=window,
-            late_columns=dialect == "sqlite",
+            late_columns=store.late_columns,
         )
 
 
-def _walks_started_at(dialect: str, sort: str) -> bool:
-    return dialect == "postgresql" and sort.lstrip("-") == "started_at"
+def _walks_started_at(store: Backend, sort: str) -> bool:
+    return store.monthly_partitions and sort.lstrip("-") == "started_at"
 
 
 def walk_windows(
-    dialect: str,
+    store: Backend,
     *,
     query: CallLogQuery,
     sort: str,
@@ -372,7 +370,7 @@ def walk_windows(
     from the month of ``key``, else of ``edge`` (the start of the tenant's first call in the
     walk's direction, ``edge_start``)."""
     anchor = key[0] if key is not None else edge
-    if not _walks_started_at(dialect, sort) or anchor is None:
+    if not _walks_started_at(store, sort) or anchor is None:
         return [(None, None)]
     if sort.startswith("-") == forward:
         return month_windows(anchor, query.date_from, step=-1)

@@ -29,14 +29,14 @@ methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))
 @methods.rpc(scope=Scope.ADMIN, write=True)
 async def CreateHotline(ctx: Context, request: HotlineCreate) -> HotlineRead:
     """Register a hotline number of the tenant."""
-    return await service.create_hotline(ctx.conn, principal=ctx.principal, request=request)
+    return await service.create_hotline(await ctx.write(), principal=ctx.principal, request=request)
 
 
 @methods.rpc(scope=Scope.READ)
 async def GetHotlines(ctx: Context, request: ListRequest) -> HotlineList:
     """The tenant's hotlines, newest first."""
     items, paging = await service.list_hotlines(
-        ctx.conn,
+        ctx.read,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
@@ -47,14 +47,16 @@ async def GetHotlines(ctx: Context, request: ListRequest) -> HotlineList:
 @methods.rpc(scope=Scope.ADMIN, write=True)
 async def CreateDepartment(ctx: Context, request: DepartmentCreate) -> DepartmentRead:
     """Create a department."""
-    return await service.create_department(ctx.conn, principal=ctx.principal, request=request)
+    return await service.create_department(
+        await ctx.write(), principal=ctx.principal, request=request
+    )
 
 
 @methods.rpc(scope=Scope.READ)
 async def GetDepartments(ctx: Context, request: ListRequest) -> DepartmentList:
     """The tenant's departments, newest first."""
     items, paging = await service.list_departments(
-        ctx.conn,
+        ctx.read,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
@@ -65,14 +67,14 @@ async def GetDepartments(ctx: Context, request: ListRequest) -> DepartmentList:
 @methods.rpc(scope=Scope.ADMIN, write=True)
 async def CreateUser(ctx: Context, request: UserCreate) -> UserRead:
     """Create a user (staff member), optionally in a department."""
-    return await service.create_user(ctx.conn, principal=ctx.principal, request=request)
+    return await service.create_user(await ctx.write(), principal=ctx.principal, request=request)
 
 
 @methods.rpc(scope=Scope.READ)
 async def GetUsers(ctx: Context, request: ListRequest) -> UserList:
     """The tenant's users, newest first."""
     items, paging = await service.list_users(
-        ctx.conn,
+        ctx.read,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
@@ -84,7 +86,7 @@ async def GetUsers(ctx: Context, request: ListRequest) -> UserList:
 async def CreateExtension(ctx: Context, request: ExtensionCreate) -> ExtensionRead:
     """Create an extension with its number, hotline and user."""
     return await service.create_extension(
-        ctx.conn, principal=ctx.principal, request=request, sealer=ctx.sealer
+        await ctx.write(), principal=ctx.principal, request=request, sealer=ctx.sealer
     )
 
 
@@ -92,7 +94,7 @@ async def CreateExtension(ctx: Context, request: ExtensionCreate) -> ExtensionRe
 async def GetExtensions(ctx: Context, request: ListRequest) -> ExtensionList:
     """The tenant's extensions, newest first."""
     items, paging = await service.list_extensions(
-        ctx.conn,
+        ctx.read,
         principal=ctx.principal,
         paging=request.paging,
         secret=ctx.cursor_secret,
@@ -105,7 +107,7 @@ async def GetExtensions(ctx: Context, request: ListRequest) -> ExtensionList:
 async def AssignUserToExtension(ctx: Context, request: AssignUserRequest) -> ExtensionRead:
     """Make a user the holder of an extension."""
     return await service.set_extension_user(
-        ctx.conn,
+        await ctx.write(),
         principal=ctx.principal,
         extension_id=request.extension_id,
         user_id=request.user_id,
@@ -117,7 +119,7 @@ async def AssignUserToExtension(ctx: Context, request: AssignUserRequest) -> Ext
 async def RemoveUserOfExtension(ctx: Context, request: RemoveUserRequest) -> ExtensionRead:
     """Leave an extension without a user."""
     return await service.set_extension_user(
-        ctx.conn,
+        await ctx.write(),
         principal=ctx.principal,
         extension_id=request.extension_id,
         user_id=None,

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.engine import ALL_TENANTS, fetch, keyset_past
-from callhistory.db.tables import AnyRow, extensions, hotlines, users
+from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
 from callhistory.paging import Key
+
+# The directory's records, by the name of their table (which is also their cursors' filter key).
+Kind = Literal["hotlines", "departments", "users", "extensions"]
+_TABLES: dict[str, sa.Table] = {
+    "hotlines": hotlines,
+    "departments": departments,
+    "users": users,
+    "extensions": extensions,
+}
+Row = AnyRow
 
 
 async def insert(
-    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, values: dict[str, Any]
+    conn: AsyncConnection, *, kind: Kind, tenant_id: int, values: dict[str, Any]
 ) -> None:
+    table = _TABLES[kind]
     await conn.execute(table.insert().values(tenant_id=tenant_id, **values))
 
 
 async def get(
-    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, record_id: int
+    conn: AsyncConnection, *, kind: Kind, tenant_id: int, record_id: int
 ) -> AnyRow | None:
+    table = _TABLES[kind]
     result = await conn.execute(
         sa.select(table).where(table.c.tenant_id == tenant_id, table.c.id == record_id)
     )
@@ -31,11 +43,12 @@ async def get(
 async def update(
     conn: AsyncConnection,
     *,
-    table: sa.Table,
+    kind: Kind,
     tenant_id: int,
     record_id: int,
     values: dict[str, Any],
 ) -> AnyRow | None:
+    table = _TABLES[kind]
     result = await conn.execute(
         table.update()
         .where(table.c.tenant_id == tenant_id, table.c.id == record_id)
@@ -48,7 +61,7 @@ async def update(
 def _scan(
     columns: Iterable[sa.ColumnElement[Any]],
     *,
-    table: sa.Table,
+    kind: Kind,
     tenant_id: int,
     sort: str,
     key: Key | None,
@@ -56,6 +69,7 @@ def _scan(
     limit: int,
     inclusive: bool = False,
 ) -> sa.Select[Any]:
+    table = _TABLES[kind]
     column = table.c[sort.lstrip("-")]
     descending = sort.startswith("-") == forward
     select = sa.select(*columns).where(table.c.tenant_id == tenant_id)
@@ -71,7 +85,7 @@ def _scan(
 async def fetch_page(
     conn: AsyncConnection,
     *,
-    table: sa.Table,
+    kind: Kind,
     tenant_id: int,
     sort: str,
     key: Key | None,
@@ -79,9 +93,10 @@ async def fetch_page(
     limit: int,
     inclusive: bool,
 ) -> list[AnyRow]:
+    table = _TABLES[kind]
     select = _scan(
         table.c,
-        table=table,
+        kind=kind,
         tenant_id=tenant_id,
         sort=sort,
         key=key,
@@ -93,11 +108,12 @@ async def fetch_page(
 
 
 async def exists_beyond(
-    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, sort: str, key: Key, forward: bool
+    conn: AsyncConnection, *, kind: Kind, tenant_id: int, sort: str, key: Key, forward: bool
 ) -> bool:
+    table = _TABLES[kind]
     select = _scan(
         (table.c.id,),
-        table=table,
+        kind=kind,
         tenant_id=tenant_id,
         sort=sort,
         key=key,
@@ -155,8 +171,9 @@ async def hotlines_by_number(conn: AsyncConnection, *, tenant_id: int) -> dict[s
 
 
 async def existing_ids(
-    conn: AsyncConnection, *, table: sa.Table, tenant_id: int, ids: Iterable[int]
+    conn: AsyncConnection, *, kind: Kind, tenant_id: int, ids: Iterable[int]
 ) -> set[int]:
+    table = _TABLES[kind]
     wanted = sorted(set(ids))
     found: set[int] = set()
     for start in range(0, len(wanted), 500):

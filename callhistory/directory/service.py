@@ -7,13 +7,12 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory import ids
-from callhistory.db.tables import AnyRow, departments, extensions, hotlines, users
 from callhistory.directory import repository
+from callhistory.directory.repository import Kind, Row
 from callhistory.directory.schemas import (
     DepartmentCreate,
     DepartmentRead,
@@ -103,26 +102,26 @@ def extension_reader(principal: Principal, sealer: Sealer) -> Callable[[Any], Ex
 
 
 async def _create(
-    conn: AsyncConnection, *, table: sa.Table, principal: Principal, values: dict[str, Any]
-) -> AnyRow:
+    conn: AsyncConnection, *, kind: Kind, principal: Principal, values: dict[str, Any]
+) -> Row:
     now = now_micros()
     record_id = values.get("id") or ids.new_id()
     row = {"id": record_id, "created_at": now, "updated_at": now, **values}
-    await repository.insert(conn, table=table, tenant_id=principal.tenant_id, values=row)
+    await repository.insert(conn, kind=kind, tenant_id=principal.tenant_id, values=row)
     stored = await repository.get(
-        conn, table=table, tenant_id=principal.tenant_id, record_id=record_id
+        conn, kind=kind, tenant_id=principal.tenant_id, record_id=record_id
     )
     assert stored is not None
     return stored
 
 
 async def _require(
-    conn: AsyncConnection, *, table: sa.Table, principal: Principal, value: Id, field: str
+    conn: AsyncConnection, *, kind: Kind, principal: Principal, value: Id, field: str
 ) -> int | None:
     """Parse an optional reference and check it names a record of the caller's tenant."""
     record_id = ids.parse_id(value, field)
     if record_id is not None and not await repository.get(
-        conn, table=table, tenant_id=principal.tenant_id, record_id=record_id
+        conn, kind=kind, tenant_id=principal.tenant_id, record_id=record_id
     ):
         raise NotFound(f"{field}: no such record in this tenant", field=field)
     return record_id
@@ -143,13 +142,15 @@ async def create_hotline(
         "is_free_charge": request.is_free_charge,
         "status": "P",
     }
-    return hotline_read(await _create(conn, table=hotlines, principal=principal, values=values))
+    return hotline_read(await _create(conn, kind="hotlines", principal=principal, values=values))
 
 
 async def create_department(
     conn: AsyncConnection, *, principal: Principal, request: DepartmentCreate
 ) -> DepartmentRead:
-    row = await _create(conn, table=departments, principal=principal, values={"name": request.name})
+    row = await _create(
+        conn, kind="departments", principal=principal, values={"name": request.name}
+    )
     return department_read(row)
 
 
@@ -158,7 +159,7 @@ async def create_user(
 ) -> UserRead:
     department_id = await _require(
         conn,
-        table=departments,
+        kind="departments",
         principal=principal,
         value=request.department_id,
         field="department_id",
@@ -169,7 +170,7 @@ async def create_user(
         "phone": request.phone,
         "department_id": department_id,
     }
-    return user_read(await _create(conn, table=users, principal=principal, values=values))
+    return user_read(await _create(conn, kind="users", principal=principal, values=values))
 
 
 async def create_extension(
@@ -179,10 +180,10 @@ async def create_extension(
     if not (number.isascii() and number.isdigit() and 1 <= len(number) <= 16):
         raise InvalidArgument("extension_number", "must be 1 to 16 digits")
     hotline_id = await _require(
-        conn, table=hotlines, principal=principal, value=request.hotline_id, field="hotline_id"
+        conn, kind="hotlines", principal=principal, value=request.hotline_id, field="hotline_id"
     )
     user_id = await _require(
-        conn, table=users, principal=principal, value=request.user_id, field="user_id"
+        conn, kind="users", principal=principal, value=request.user_id, field="user_id"
     )
     extension_id = ids.new_id()
     password = secrets.token_urlsafe(12)
@@ -198,7 +199,7 @@ async def create_extension(
     }
     try:
         async with conn.begin_nested():
-            row = await _create(conn, table=extensions, principal=principal, values=values)
+            row = await _create(conn, kind="extensions", principal=principal, values=values)
     except IntegrityError:
         raise AlreadyExists(
             f"extension_number {number} already exists in this tenant", field="extension_number"
@@ -221,13 +222,13 @@ async def set_extension_user(
     new_user = None
     if user_id is not None:
         new_user = await _require(
-            conn, table=users, principal=principal, value=user_id, field="user_id"
+            conn, kind="users", principal=principal, value=user_id, field="user_id"
         )
         if new_user is None:
             raise InvalidArgument("user_id", "is required")
     row = await repository.update(
         conn,
-        table=extensions,
+        kind="extensions",
         tenant_id=principal.tenant_id,
         record_id=ext_id,
         values={"user_id": new_user, "updated_at": now_micros()},
@@ -240,7 +241,7 @@ async def set_extension_user(
 async def _list(
     conn: AsyncConnection,
     *,
-    table: sa.Table,
+    kind: Kind,
     principal: Principal,
     paging: Paging | None,
     secret: bytes,
@@ -249,13 +250,13 @@ async def _list(
     page = parse_paging(paging, default_sort="-created_at", allowed_sorts=SORTS)
     tenant_id = principal.tenant_id
     codec = CursorCodec(
-        secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=table.name.encode()
+        secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=kind.encode()
     )
 
-    async def fetch(key: Key | None, forward: bool, limit: int, inclusive: bool) -> list[AnyRow]:
+    async def fetch(key: Key | None, forward: bool, limit: int, inclusive: bool) -> list[Row]:
         return await repository.fetch_page(
             conn,
-            table=table,
+            kind=kind,
             tenant_id=tenant_id,
             sort=page.sort,
             key=key,
@@ -266,7 +267,7 @@ async def _list(
 
     async def exists(key: Key, forward: bool) -> bool:
         return await repository.exists_beyond(
-            conn, table=table, tenant_id=tenant_id, sort=page.sort, key=key, forward=forward
+            conn, kind=kind, tenant_id=tenant_id, sort=page.sort, key=key, forward=forward
         )
 
     result = await paginate(
@@ -300,7 +301,7 @@ async def list_hotlines(
     conn: AsyncConnection, *, principal: Principal, paging: Paging | None, secret: bytes
 ) -> tuple[list[HotlineRead], PagingRead]:
     return await _list(
-        conn, table=hotlines, principal=principal, paging=paging, secret=secret, read=hotline_read
+        conn, kind="hotlines", principal=principal, paging=paging, secret=secret, read=hotline_read
     )
 
 
@@ -309,7 +310,7 @@ async def list_departments(
 ) -> tuple[list[DepartmentRead], PagingRead]:
     return await _list(
         conn,
-        table=departments,
+        kind="departments",
         principal=principal,
         paging=paging,
         secret=secret,
@@ -321,7 +322,7 @@ async def list_users(
     conn: AsyncConnection, *, principal: Principal, paging: Paging | None, secret: bytes
 ) -> tuple[list[UserRead], PagingRead]:
     return await _list(
-        conn, table=users, principal=principal, paging=paging, secret=secret, read=user_read
+        conn, kind="users", principal=principal, paging=paging, secret=secret, read=user_read
     )
 
 
@@ -335,7 +336,7 @@ async def list_extensions(
 ) -> tuple[list[ExtensionRead], PagingRead]:
     return await _list(
         conn,
-        table=extensions,
+        kind="extensions",
         principal=principal,
         paging=paging,
         secret=secret,

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from starlette.types import Scope
 
 from callhistory.db import deadline
 from callhistory.db.engine import Database, transaction
+from callhistory.db.work import Work, unit_of_work
 from callhistory.errors import (
     ApiError,
     BadRoute,
@@ -39,6 +40,7 @@ from callhistory.errors import (
     decode_error,
 )
 from callhistory.keys import service as keys
+from callhistory.keys.schemas import PbxPrincipal
 from callhistory.principal import Principal
 from callhistory.ratelimit import MAX_KEYS, FailureThrottle, RateLimiter
 from callhistory.rpc import Context, Method
@@ -93,10 +95,27 @@ def envelope_for_unexpected(exc: Exception) -> ApiError:
     return Internal("internal error")
 
 
+Caller = Principal | PbxPrincipal
+
+
+class Entry(Protocol):
+    """An HTTP entry point behind the pipeline: how its callers prove who they are, and what
+    it does with an admitted request's body in the request's unit of work."""
+
+    write: bool
+    body_limit: int
+
+    async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller: ...
+
+    async def run(
+        self, work: Work, caller: Caller, body: bytes, request: Request
+    ) -> msgspec.Struct: ...
+
+
 class Admission:
     """What every entry point does before its handler: the client address's failed-auth
-    throttle, the key (from the headers, before any body is read), the key's rate limit, and a
-    slot among the tenant's concurrent requests."""
+    throttle, the credentials, the caller's rate limit, and a slot among the tenant's (or
+    PBX's) concurrent requests."""
 
     def __init__(
         self,
@@ -117,42 +136,46 @@ class Admission:
         self,
         request: Request,
         check: Callable[[AsyncConnection], Awaitable[T]],
-        conn: AsyncConnection | None = None,
+        conn: AsyncConnection,
     ) -> T:
-        """Run ``check`` (credentials → principal) on ``conn``, else in its own short read; a
-        failure counts against the client's address."""
+        """Run ``check`` (credentials → caller) on ``conn``; a failure counts against the
+        client's address."""
         address = client_address(request)
         self._throttle.check(address)
         try:
-            if conn is not None:
-                return await check(conn)
-            async with transaction(self._db, write=False) as read:
-                return await check(read)
+            return await check(conn)
         except Unauthenticated:
             self._throttle.failed(address)
             raise
 
-    def admit(self, request: Request, principal: Principal | None, bucket: object) -> None:
-        self._limiter.take(bucket)
-        request.state.key_id = str(principal.key_id) if principal and principal.key_id else ""
-        if principal is not None:
-            request.state.tenant_id = principal.tenant_id
-            now = now_micros()
-            if keys.use_is_due(principal, now) and self._recorded.get(principal.key_id, 0) < now:
-                # Requests in flight before the stamp commits see the old one: one write a key.
-                if len(self._recorded) > MAX_KEYS:
-                    self._recorded.clear()
-                self._recorded[principal.key_id] = now + keys.USE_RESOLUTION
-                self._record_use(principal.key_id, now)
+    def admit(self, request: Request, caller: Caller) -> Hashable:
+        """Take from the caller's rate limit; answer whose concurrent requests it counts among
+        (a tenant's, or a PBX's until its CDR names the tenant)."""
+        if isinstance(caller, PbxPrincipal):
+            bucket: Hashable = ("pbx", caller.id)
+            self._limiter.take(bucket)
+            request.state.key_id = ""
+            return bucket
+        self._limiter.take(caller.key_id)
+        request.state.key_id = str(caller.key_id) if caller.key_id else ""
+        request.state.tenant_id = caller.tenant_id
+        now = now_micros()
+        if keys.use_is_due(caller, now) and self._recorded.get(caller.key_id, 0) < now:
+            # Requests in flight before the stamp commits see the old one: one write a key.
+            if len(self._recorded) > MAX_KEYS:
+                self._recorded.clear()
+            self._recorded[caller.key_id] = now + keys.USE_RESOLUTION
+            self._record_use(caller.key_id, now)
+        return caller.tenant_id
 
-    def slot(self, tenant_id: int) -> AbstractAsyncContextManager[None]:
-        return self._slots.slot(tenant_id)
+    def slot(self, who: Hashable) -> AbstractAsyncContextManager[None]:
+        return self._slots.slot(who)
 
-    async def try_enter(self, tenant_id: int) -> bool:
-        return await self._slots.try_enter(tenant_id)
+    async def try_enter(self, who: Hashable) -> bool:
+        return await self._slots.try_enter(who)
 
-    def leave(self, tenant_id: int) -> None:
-        self._slots.leave(tenant_id)
+    def leave(self, who: Hashable) -> None:
+        self._slots.leave(who)
 
     def _record_use(self, key_id: int, now: int) -> None:
         """The key's last use, written beside the request (a read must not wait for a write)."""
@@ -169,115 +192,127 @@ class Admission:
         task.add_done_callback(self._recording.discard)
 
 
-class Dispatcher:
-    """Routes ``{prefix}.{Service}/{Method}`` to its handler (the service matched case-blind)."""
+class Pipeline:
+    """The one path of every HTTP entry point: the request's deadline, its body (up to
+    ``EARLY_BODY_BYTES`` read with the headers, so that the credentials are checked in the
+    request's own unit of work; a larger one only once they are accepted), admission, the
+    unit of work, and the error envelope."""
 
     def __init__(
         self,
         *,
         db: Database,
         admission: Admission,
-        methods: Iterable[Method],
-        max_body_bytes: int,
         body_timeout_s: float,
-        cursor_secret: bytes,
-        sealer: Sealer,
         request_timeout_s: float,
     ) -> None:
-        self._sealer = sealer
         self._db = db
         self._admission = admission
-        self._max_body = max_body_bytes
         self._body_timeout = body_timeout_s
-        self._secret = cursor_secret
         self._timeout = request_timeout_s
-        self._routes = {
-            (prefix, m.service.lower(), m.name): m for m in methods for prefix in m.prefixes
-        }
 
-    async def __call__(self, request: Request) -> Response:
+    async def serve(self, request: Request, entry: Entry) -> Response:
         try:
             with deadline.within(self._timeout):
-                result = await self._serve(request)
+                result = await self._serve(request, entry)
         except ApiError as error:
             return error_response(error)
         except Exception as exc:  # the one place unexpected failures become an envelope
             return error_response(envelope_for_unexpected(exc))
         return Response(_encoder.encode(result), media_type="application/json")
 
-    async def _serve(self, request: Request) -> msgspec.Struct:
-        method = self._route(request)
-
-        async def check(conn: AsyncConnection) -> Principal:
-            return await keys.authenticate(conn, key=_bearer(request), needed=method.scope)
-
-        # A small body (every read request, most writes) is read with the headers, so that the
-        # key is checked in the request's own transaction; a larger one only once the key has
-        # been accepted, in a short read of its own.
+    async def _serve(self, request: Request, entry: Entry) -> msgspec.Struct:
+        # (A small body's deadline is the connection's, http/server.py: no timer per request.)
         small = reads_body_early(request.scope)
-        # (Its deadline is the connection's, http/server.py: no timer per request.)
-        body = await read_body(request, self._max_body) if small else None
-        async with self._first_transaction(method) as read:
-            principal = await self._admission.authenticate(request, check, read)
-            self._admission.admit(request, principal, principal.key_id)
-            if body is not None and await self._admission.try_enter(principal.tenant_id):
+        body = await read_body(request, entry.body_limit) if small else None
+        async with unit_of_work(self._db, write=entry.write) as work:
+            caller = await self._admission.authenticate(
+                request, lambda conn: entry.authenticate(conn, request), work.read
+            )
+            who = self._admission.admit(request, caller)
+            if body is not None and await self._admission.try_enter(who):
                 try:
-                    return await self._run(method, read, principal, body)
+                    return await entry.run(work, caller, body, request)
                 finally:
-                    self._admission.leave(principal.tenant_id)
-        # The tenant is at its cap (or the body is still to come): waited for without holding
-        # a connection.
-        async with self._admission.slot(principal.tenant_id):
+                    self._admission.leave(who)
+        # At the cap of concurrent requests (or the body still to come): waited for without
+        # holding a connection.
+        async with self._admission.slot(who):
             if body is None:
-                body = await read_body(request, self._max_body, self._body_timeout)
-            async with self._first_transaction(method) as read:
-                return await self._run(method, read, principal, body)
+                body = await read_body(request, entry.body_limit, self._body_timeout)
+            async with unit_of_work(self._db, write=entry.write) as work:
+                return await entry.run(work, caller, body, request)
 
-    def _first_transaction(self, method: Method) -> AbstractAsyncContextManager[AsyncConnection]:
-        """Where the key is checked and a request's reads run: the write transaction itself on
-        one pool (PostgreSQL: two connections per request could all be held while each waits
-        for its second), else a read (SQLite's reader)."""
-        one_pool = self._db.reader is self._db.writer
-        return transaction(self._db, write=method.write and one_pool)
 
-    async def _run(
-        self, method: Method, read: AsyncConnection, principal: Principal, body: bytes
+class MethodEntry:
+    """An RPC method as an entry point: a bearer key of the method's scope, a JSON body."""
+
+    def __init__(
+        self, method: Method, *, body_limit: int, cursor_secret: bytes, sealer: Sealer
+    ) -> None:
+        self.method = method
+        self.write = method.write
+        self.body_limit = body_limit
+        self._secret = cursor_secret
+        self._sealer = sealer
+
+    async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller:
+        return await keys.authenticate(conn, key=_bearer(request), needed=self.method.scope)
+
+    async def run(
+        self, work: Work, caller: Caller, body: bytes, request: Request
     ) -> msgspec.Struct:
-        decoded = _decode(method, body)
-        if not method.write or self._db.reader is self._db.writer:
-            return await method.handler(self._context(read, read, principal), decoded)
-        # A SQLite file: the key check's snapshot ends before the write begins (one still open
-        # when the write commits keeps SQLite from restarting its WAL); the handler's lookups
-        # run on the reader, so the write lock is held only for its own statements.
-        await read.commit()
-        async with transaction(self._db, write=True) as conn:
-            return await method.handler(self._context(conn, read, principal), decoded)
-
-    def _context(
-        self, conn: AsyncConnection, read: AsyncConnection, principal: Principal
-    ) -> Context:
-        return Context(
-            conn=conn,
-            read=read,
-            principal=principal,
-            cursor_secret=self._secret,
-            sealer=self._sealer,
+        assert isinstance(caller, Principal)
+        decoded = _decode(self.method, body)
+        context = Context(
+            work=work, principal=caller, cursor_secret=self._secret, sealer=self._sealer
         )
+        return await self.method.handler(context, decoded)
 
-    def _route(self, request: Request) -> Method:
+
+class Dispatcher:
+    """Routes ``{prefix}.{Service}/{Method}`` (the service matched case-blind) to its method,
+    served through the pipeline."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        methods: Iterable[Method],
+        max_body_bytes: int,
+        cursor_secret: bytes,
+        sealer: Sealer,
+    ) -> None:
+        self._pipeline = pipeline
+        self._routes = {
+            (prefix, m.service.lower(), m.name): MethodEntry(
+                m, body_limit=max_body_bytes, cursor_secret=cursor_secret, sealer=sealer
+            )
+            for m in methods
+            for prefix in m.prefixes
+        }
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            entry = self._route(request)
+        except ApiError as error:
+            return error_response(error)
+        return await self._pipeline.serve(request, entry)
+
+    def _route(self, request: Request) -> MethodEntry:
         match = _PATH.fullmatch(request.path_params["target"])
-        method = None
+        entry = None
         if match:
             route = (match["prefix"], match["service"].lower(), match["method"])
-            method = self._routes.get(route)
-        if method is None:
+            entry = self._routes.get(route)
+        if entry is None:
             raise BadRoute(f"no method at {request.url.path}")
         if request.method != "POST":
-            raise BadRoute(f"{method.name} takes POST, not {request.method}")
+            raise BadRoute(f"{entry.method.name} takes POST, not {request.method}")
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
             raise BadRoute("Content-Type must be application/json")
-        return method
+        return entry
 
 
 class TenantSlots:
@@ -289,56 +324,56 @@ class TenantSlots:
         self._size = size
         self._wait = wait_s
         # Per tenant with requests in flight: its semaphore and how many hold or wait for it.
-        self._tenants: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._tenants: dict[Hashable, tuple[asyncio.Semaphore, list[int]]] = {}
 
-    def _join(self, tenant_id: int) -> asyncio.Semaphore:
-        entry = self._tenants.get(tenant_id)
+    def _join(self, who: Hashable) -> asyncio.Semaphore:
+        entry = self._tenants.get(who)
         if entry is None:
-            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self._size), [0])
+            entry = self._tenants[who] = (asyncio.Semaphore(self._size), [0])
         entry[1][0] += 1
         return entry[0]
 
-    def _part(self, tenant_id: int) -> None:
-        users = self._tenants[tenant_id][1]
+    def _part(self, who: Hashable) -> None:
+        users = self._tenants[who][1]
         users[0] -= 1
         if not users[0]:
-            del self._tenants[tenant_id]
+            del self._tenants[who]
 
-    async def try_enter(self, tenant_id: int) -> bool:
+    async def try_enter(self, who: Hashable) -> bool:
         """Take a slot if one is free now (``leave`` gives it back); False, at once, if not."""
         if self._size <= 0:
             return True
-        semaphore = self._join(tenant_id)
+        semaphore = self._join(who)
         if semaphore.locked():
-            self._part(tenant_id)
+            self._part(who)
             return False
         await semaphore.acquire()  # free: returns without suspending
         return True
 
-    def leave(self, tenant_id: int) -> None:
+    def leave(self, who: Hashable) -> None:
         if self._size > 0:
-            self._tenants[tenant_id][0].release()
-            self._part(tenant_id)
+            self._tenants[who][0].release()
+            self._part(who)
 
     @asynccontextmanager
-    async def slot(self, tenant_id: int) -> AsyncIterator[None]:
+    async def slot(self, who: Hashable) -> AsyncIterator[None]:
         """A slot, waited for up to ``wait_s`` when none is free."""
-        if not await self.try_enter(tenant_id):
-            semaphore = self._join(tenant_id)
+        if not await self.try_enter(who):
+            semaphore = self._join(who)
             try:
                 await asyncio.wait_for(semaphore.acquire(), self._wait)
             except TimeoutError:
-                self._part(tenant_id)
+                self._part(who)
                 raise ResourceExhausted(
                     f"more than {self._size} requests of this tenant at once", retry_after="1"
                 ) from None
             except BaseException:  # cancelled while waiting
-                self._part(tenant_id)
+                self._part(who)
                 raise
         try:
             yield
         finally:
-            self.leave(tenant_id)
+            self.leave(who)
 
 
 def reads_body_early(scope: Scope) -> bool:

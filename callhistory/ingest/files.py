@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from callhistory.db.engine import Database, transaction
+from callhistory.db.engine import Database
+from callhistory.db.work import Work, unit_of_work
 from callhistory.errors import InvalidArgument
 from callhistory.ingest import asterisk_csv, freeswitch, jsonl, service
 from callhistory.ingest.legs import Leg
@@ -44,7 +43,7 @@ class ImportReport:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-Store = Callable[[AsyncConnection, Principal, list[T]], Awaitable[list[service.Stored]]]
+Store = Callable[[Work, Principal, list[T]], Awaitable[list[service.Stored]]]
 Progress = Callable[[int], None]
 
 
@@ -91,9 +90,9 @@ async def run_import(
     for batch in _batches(records, report):
         while batch:
             try:
-                async with transaction(db, write=True) as conn:
-                    principal = await keys.tenant_principal(conn, tenant_id=tenant_id)
-                    stored = await store(conn, principal, [r.payload for r in batch])
+                async with unit_of_work(db, write=True) as work:
+                    principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
+                    stored = await store(work, principal, [r.payload for r in batch])
             except InvalidArgument as error:
                 bad = error.meta.get("source_id")
                 if bad is None:
@@ -203,14 +202,14 @@ def jsonl_records(
 
 
 async def store_legs(
-    conn: AsyncConnection, principal: Principal, payloads: list[list[Leg]]
+    work: Work, principal: Principal, payloads: list[list[Leg]]
 ) -> list[service.Stored]:
     return await service.ingest_legs(
-        conn, principal=principal, legs=[leg for legs in payloads for leg in legs]
+        work, principal=principal, legs=[leg for legs in payloads for leg in legs]
     )
 
 
 async def store_items(
-    conn: AsyncConnection, principal: Principal, payloads: list[IngestCallLog]
+    work: Work, principal: Principal, payloads: list[IngestCallLog]
 ) -> list[service.Stored]:
-    return await service.ingest(conn, principal=principal, items=payloads)
+    return await service.ingest(work, principal=principal, items=payloads)

@@ -13,7 +13,5 @@ methods = MethodSet(service="Etelecom", prefixes=("pbx",))
 @methods.rpc(scope=Scope.INGEST, write=True)
 async def IngestCallLogs(ctx: Context, request: IngestCallLogsRequest) -> IngestCallLogsResponse:
     """Store up to 1000 call logs atomically; idempotent on source_id."""
-    stored = await service.ingest(
-        ctx.conn, principal=ctx.principal, items=request.call_logs, read=ctx.read
-    )
+    stored = await service.ingest(ctx.work, principal=ctx.principal, items=request.call_logs)
     return IngestCallLogsResponse(call_logs=[one.ack() for one in stored])

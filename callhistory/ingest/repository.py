@@ -9,11 +9,10 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from callhistory.db.backend import backend
 from callhistory.db.engine import fetch
 from callhistory.db.tables import call_legs, call_logs
 
@@ -29,8 +28,7 @@ async def upsert_legs(
     one statement (two posts of one CDR at once must not both try to insert it)."""
     if not legs:
         return
-    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(call_legs)
+    statement = backend(conn).insert(call_legs)
     statement = statement.on_conflict_do_update(
         index_elements=[c.tenant_id, c.call_source_id, c.leg_id],
         set_={"data": statement.excluded.data, "started_at": statement.excluded.started_at},
@@ -86,7 +84,7 @@ Inserts = list[tuple[str, tuple[Any, ...]]]
 
 
 def prepare_inserts(
-    dialect: sa.Dialect, *, tenant_id: int, rows: Sequence[dict[str, Any]]
+    conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
 ) -> Inserts:
     """The multi-row INSERTs (SQL and parameters, ``_INSERT_ROWS`` rows each) that store new
     calls: built apart from running them, so an ingest batch builds them before it takes the
@@ -103,7 +101,7 @@ def prepare_inserts(
     values = operator.itemgetter(*names)
     return [
         (
-            _insert_sql(dialect, names, len(chunk)),
+            _insert_sql(conn.dialect, names, len(chunk)),
             tuple([v for row in chunk for v in (tenant_id, *values(row))]),
         )
         for chunk in (rows[i : i + _INSERT_ROWS] for i in range(0, len(rows), _INSERT_ROWS))
@@ -120,7 +118,7 @@ async def insert_many(
     conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
 ) -> None:
     """Insert new calls."""
-    await insert_prepared(conn, prepare_inserts(conn.dialect, tenant_id=tenant_id, rows=rows))
+    await insert_prepared(conn, prepare_inserts(conn, tenant_id=tenant_id, rows=rows))
 
 
 @lru_cache(maxsize=128)
@@ -164,7 +162,7 @@ async def update_many(
 async def lock_for_ingest(conn: AsyncConnection, *, tenant_id: int) -> None:
     """Serialise a tenant's ingest batches so two can't insert the same source id at once.
 
-    SQLite already serialises writers (BEGIN IMMEDIATE); PostgreSQL takes a transaction lock.
+    Where writers run one at a time (SQLite) that is all it takes; elsewhere a transaction lock.
     """
-    if conn.dialect.name == "postgresql":
+    if not backend(conn).serial_writers:
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(tenant_id)))

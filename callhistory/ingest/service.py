@@ -19,7 +19,8 @@ from callhistory import ids
 from callhistory.calllogs.documents import call_log_json
 from callhistory.calllogs.schemas import CallTarget
 from callhistory.db import partitions
-from callhistory.db.tables import extensions, hotlines, users
+from callhistory.db.backend import backend
+from callhistory.db.work import Work
 from callhistory.directory import repository as directory
 from callhistory.directory.repository import ExtensionRef
 from callhistory.errors import InvalidArgument, PermissionDenied, decode_error
@@ -63,7 +64,11 @@ EARLIEST_CALL = 946_684_800_000_000  # 2000-01-01T00:00:00Z: older "calls" are c
 # every 50 calls lets another batch's database steps (and page reads) go on in between,
 # instead of waiting for the whole batch (measured: two batches in flight were slower than one).
 _YIELD_EVERY = 50
-_REFERENCES = (("extension_id", extensions), ("user_id", users), ("hotline_id", hotlines))
+_REFERENCES: tuple[tuple[str, directory.Kind], ...] = (
+    ("extension_id", "extensions"),
+    ("user_id", "users"),
+    ("hotline_id", "hotlines"),
+)
 
 
 def _targets(targets: list[CallTarget], tz: str) -> tuple[list[CallTarget], int | None]:
@@ -164,11 +169,11 @@ def _row(item: IngestCallLog, tz: str, newest: int) -> tuple[dict[str, Any], str
 async def _check_references(
     conn: AsyncConnection, *, tenant_id: int, rows: list[dict[str, Any]], field: str
 ) -> None:
-    for column, table in _REFERENCES:
+    for column, kind in _REFERENCES:
         wanted = {row[column] for row in rows if row[column] is not None}
         if not wanted:
             continue
-        found = await directory.existing_ids(conn, table=table, tenant_id=tenant_id, ids=wanted)
+        found = await directory.existing_ids(conn, kind=kind, tenant_id=tenant_id, ids=wanted)
         for i, row in enumerate(rows):
             if row[column] is not None and row[column] not in found:
                 raise InvalidArgument(
@@ -220,23 +225,41 @@ async def _attribute(
             row["hotline_id"] = hotline_ids.get(number)
 
 
+class Batch(NamedTuple):
+    """A batch checked and rendered, ready to store: each item's source id in order, the
+    latest row of each source id, the new calls' rows, and (when the store refuses duplicate
+    source ids and none of these was stored when looked for) their INSERTs."""
+
+    tenant_id: int
+    source_ids: list[str]
+    latest: dict[str, dict[str, Any]]
+    new: dict[str, dict[str, Any]]
+    now: int
+    inserts: repository.Inserts | None
+
+
 async def ingest(
-    conn: AsyncConnection,
+    work: Work, *, principal: Principal, items: list[IngestCallLog], field: str = "call_logs"
+) -> list[Stored]:
+    """Validate, attribute and render a batch on the unit of work's reads, then store it in
+    its write transaction: on SQLite the write lock is held for the last steps alone, and
+    another batch is prepared meanwhile."""
+    batch = await _prepare(work.read, principal=principal, items=items, field=field)
+    conn = await work.write()
+    await repository.lock_for_ingest(conn, tenant_id=principal.tenant_id)
+    return await _store_batch(conn, batch)
+
+
+async def _prepare(
+    read: AsyncConnection,
     *,
     principal: Principal,
     items: list[IngestCallLog],
-    field: str = "call_logs",
-    read: AsyncConnection | None = None,
+    field: str,
     known: Known | None = None,
-    locked: bool = False,
-) -> list[Stored]:
-    """Validate, attribute and render a batch, then store it in ``conn``'s transaction.
-
-    Everything up to ``lock_for_ingest`` only reads (the directory, through ``read`` when
-    given), so on SQLite the write lock is taken for the last steps alone and another batch is
-    prepared meanwhile. Documents are rendered as for new calls; the few that turn out to be
-    known are rendered again as updates.
-    """
+) -> Batch:
+    """Documents are rendered as for new calls; the few that turn out to be known are
+    rendered again as updates (``_store``)."""
     tenant_id = principal.tenant_id
     rows, answered = [], []
     newest = now_micros() + _DAY
@@ -249,9 +272,8 @@ async def ingest(
             raise error.within(f"{field}[{i}]", source_id=item.source_id) from None
         rows.append(row)
         answered.append(target)
-    lookups = read or conn
-    await _check_references(lookups, tenant_id=tenant_id, rows=rows, field=field)
-    await _attribute(lookups, tenant_id=tenant_id, rows=rows, answered=answered, known=known)
+    await _check_references(read, tenant_id=tenant_id, rows=rows, field=field)
+    await _attribute(read, tenant_id=tenant_id, rows=rows, answered=answered, known=known)
     latest = {row["source_id"]: row for row in rows}  # a source id twice in a batch: last wins
     now = now_micros()
     new = {
@@ -262,27 +284,33 @@ async def ingest(
         if i % _YIELD_EVERY == _YIELD_EVERY - 1:
             await asyncio.sleep(0)
         insert["doc"] = call_log_json(insert)
-    # On SQLite a batch its read snapshot finds no call of is inserted as it is, its INSERTs
-    # built before the lock and no second lookup under it: the unique (tenant, source_id) index
-    # refuses a call a concurrent batch stored meanwhile. PostgreSQL's partitioned table has no
-    # such index; there the lock is what guards.
-    prepared = None
-    if conn.dialect.name == "sqlite" and not await repository.find_by_source(
-        lookups, tenant_id=tenant_id, source_ids=list(latest)
+    # Where the store refuses a duplicate source id, a batch none of whose calls is stored yet
+    # is inserted as it is, its INSERTs built now and no second lookup under the lock: should
+    # a concurrent batch store one of them meanwhile, the INSERT fails and ``_store`` takes over.
+    inserts = None
+    if backend(read).unique_source_ids and not await repository.find_by_source(
+        read, tenant_id=tenant_id, source_ids=list(latest)
     ):
-        prepared = repository.prepare_inserts(
-            conn.dialect, tenant_id=tenant_id, rows=list(new.values())
-        )
-    if lookups is not conn:
-        await lookups.commit()  # no read snapshot may outlive the write (see http.dispatch)
-    if not locked:  # ingest_legs takes the lock before it stores legs
-        await repository.lock_for_ingest(conn, tenant_id=tenant_id)
-    await partitions.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
+        inserts = repository.prepare_inserts(read, tenant_id=tenant_id, rows=list(new.values()))
+    return Batch(tenant_id, [row["source_id"] for row in rows], latest, new, now, inserts)
+
+
+async def _store_batch(conn: AsyncConnection, batch: Batch) -> list[Stored]:
+    """Under the tenant's ingest lock: store the batch, and say what became of each item."""
+    await partitions.ensure_partitions(
+        conn, started=[row["started_at"] for row in batch.latest.values()]
+    )
     changed: set[str] = set()
-    if prepared is not None and await _insert_all(conn, prepared):
+    if batch.inserts is not None and await _insert_all(conn, batch.inserts):
         stored: dict[str, dict[str, Any]] = {}
     else:
-        stored, changed = await _store(conn, tenant_id=tenant_id, latest=latest, new=new, now=now)
+        stored, changed = await _store(
+            conn,
+            tenant_id=batch.tenant_id,
+            latest=batch.latest,
+            new=batch.new,
+            now=batch.now,
+        )
     return [
         Stored(
             id=str(stored[source_id]["id"]),
@@ -290,8 +318,8 @@ async def ingest(
             outcome="updated" if source_id in changed else "unchanged",
         )
         if source_id in stored
-        else Stored(id=str(new[source_id]["id"]), source_id=source_id, outcome="created")
-        for source_id in (row["source_id"] for row in rows)
+        else Stored(id=str(batch.new[source_id]["id"]), source_id=source_id, outcome="created")
+        for source_id in batch.source_ids
     ]
 
 
@@ -334,12 +362,11 @@ async def _store(
 _leg_decoder = msgspec.json.Decoder(Leg)
 
 
-async def ingest_legs(
-    conn: AsyncConnection, *, principal: Principal, legs: list[Leg]
-) -> list[Stored]:
+async def ingest_legs(work: Work, *, principal: Principal, legs: list[Leg]) -> list[Stored]:
     """Store PBX legs, then rebuild the call log of every call they belong to. The tenant's
     ingest lock is taken first: an A-leg and its B-leg posted at the same moment must each
     see the other's leg when the call is rebuilt (PostgreSQL; SQLite writers are serial)."""
+    conn = await work.write()
     await repository.lock_for_ingest(conn, tenant_id=principal.tenant_id)
     unique = {(leg.call_id, leg.leg_id): leg for leg in legs}
     await repository.upsert_legs(
@@ -368,7 +395,8 @@ async def ingest_legs(
         )
         for i, call_id in enumerate(call_ids)
     ]
-    return await ingest(conn, principal=principal, items=items, known=known, locked=True)
+    batch = await _prepare(conn, principal=principal, items=items, field="call_logs", known=known)
+    return await _store_batch(conn, batch)
 
 
 def _expand(legs: list[Leg]) -> list[Leg]:

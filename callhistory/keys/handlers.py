@@ -14,4 +14,4 @@ methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))
 @methods.rpc(scope=Scope.READ)
 async def GetTenant(ctx: Context, request: GetTenantRequest) -> TenantRead:
     """The caller's tenant: id, name, domain, time zone."""
-    return await service.get_tenant(ctx.conn, principal=ctx.principal)
+    return await service.get_tenant(ctx.read, principal=ctx.principal)

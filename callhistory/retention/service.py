@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from callhistory.db import partitions
+from callhistory.db.backend import backend
 from callhistory.db.engine import Database, transaction
 from callhistory.retention import repository
 from callhistory.times import now_micros
@@ -10,11 +11,12 @@ from callhistory.times import now_micros
 
 async def apply_retention(db: Database, *, older_than_days: int) -> int:
     """Remove every tenant's calls (and their PBX legs) that started more than
-    ``older_than_days`` ago; returns how many calls. On PostgreSQL whole months go as
-    partitions first, each in its own transactions; the rest in one transaction."""
+    ``older_than_days`` ago; returns how many calls. Where calls are partitioned by month
+    (PostgreSQL) whole months go as partitions first, each in its own transactions; the rest
+    in one transaction."""
     cutoff = now_micros() - older_than_days * 86_400_000_000
     removed = 0
-    if db.dialect == "postgresql":
+    if backend(db.dialect).monthly_partitions:
         removed += await partitions.drop_partitions_before(db.writer, cutoff=cutoff)
     async with transaction(db, write=True) as conn:
         await repository.delete_legs_older_than(conn, cutoff=cutoff)
