@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from callhistory.calllogs.documents import call_log_json
-from callhistory.config import Settings
 from callhistory.db import partitions
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import alembic_config, upgrade
@@ -33,7 +32,8 @@ from callhistory.directory.schemas import (
     UserCreate,
 )
 from callhistory.keys import service as keys
-from callhistory.numbers import normalize
+from callhistory.kit.config import Settings
+from callhistory.kit.numbers import normalize
 from callhistory.principal import Principal, Scope
 
 DATA = Path(__file__).resolve().parent / ".data"

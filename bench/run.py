@@ -36,7 +36,7 @@ from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import edge_start, page_select, window_statements
 from callhistory.calllogs.schemas import CallLog
 from callhistory.db.backend import backend
-from callhistory.paging import CursorCodec
+from callhistory.kit.paging import CursorCodec
 from tests.harness import free_port, worst_queries
 from tests.pgserver import PostgresCluster
 
@@ -285,7 +285,7 @@ def handler_times(data: Dataset, key: str, body: bytes) -> list[float]:
     """The app's own time per page (ms), in-process (ASGI call, no socket, no HTTP parsing),
     for ``HANDLER_SECONDS``."""
     from callhistory.app import create_app
-    from callhistory.config import Settings
+    from callhistory.kit.config import Settings
 
     async def run() -> float:
         # The access log is written as in production, but to /dev/null, not the terminal.

@@ -25,7 +25,6 @@ from rich.table import Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from callhistory.db import partitions
 from callhistory.db.engine import Database as Store
 from callhistory.db.engine import open_database, transaction
@@ -33,16 +32,17 @@ from callhistory.db.migrate import schema_state, upgrade
 from callhistory.db.nodes import NodeLease
 from callhistory.db.partitions import RetentionBlocked
 from callhistory.demo import create_demo
-from callhistory.errors import ApiError, InvalidArgument
-from callhistory.ids import parse_id
 from callhistory.ingest import files
 from callhistory.ingest.files import ImportReport
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import TenantStatus
+from callhistory.kit.config import DEFAULT_DATABASE_URL, ConfigError, Settings
+from callhistory.kit.errors import ApiError, InvalidArgument
+from callhistory.kit.ids import parse_id
+from callhistory.kit.sealing import parse_keys
+from callhistory.kit.times import valid_zone
 from callhistory.principal import Scope
 from callhistory.retention import service as retention
-from callhistory.sealing import parse_keys
-from callhistory.times import valid_zone
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -165,7 +165,7 @@ def serve(
     os.environ["CALLHISTORY_DATABASE_URL"] = database
     _run(database, lambda _db: asyncio.sleep(0), migrate=True)  # once, before any worker starts
     # This process becomes uvicorn itself, so what the CLI and the migration loaded (Typer,
-    # Rich, Alembic) does not stay resident beside the workers (measured: 60 MB).
+    # Rich, Alembic) does not stay resident beside the workers.
     sys.stdout.flush()
     os.execv(  # noqa: S606 - this interpreter, fixed arguments, no shell
         sys.executable,
@@ -221,7 +221,7 @@ class TenantStatusChange(msgspec.Struct):
 def _set_status(tenant_id: str, status: TenantStatus, database: str, as_json: bool) -> None:
     tid = _id_argument(tenant_id, "TENANT_ID")
     _in_transaction(
-        database, lambda conn: keys.set_tenant_status(conn, tenant_id=tid, status=status)
+        database, lambda conn: keys.update_tenant_status(conn, tenant_id=tid, status=status)
     )
     if as_json:
         _print(TenantStatusChange(id=str(tid), status=status.value), as_json)
@@ -346,7 +346,9 @@ def pbx_add_tenant(
 ) -> None:
     """Let a PBX write CDRs for one more tenant."""
     tid = _id_argument(tenant, "TENANT")
-    bound = _in_transaction(database, lambda conn: keys.bind_pbx(conn, name=name, tenant_id=tid))
+    bound = _in_transaction(
+        database, lambda conn: keys.create_pbx_tenant(conn, name=name, tenant_id=tid)
+    )
     _print(bound, as_json)
 
 
@@ -357,7 +359,7 @@ def pbx_remove_tenant(
     """Stop a PBX writing CDRs for a tenant."""
     tid = _id_argument(tenant, "TENANT")
     unbound = _in_transaction(
-        database, lambda conn: keys.bind_pbx(conn, name=name, tenant_id=tid, bound=False)
+        database, lambda conn: keys.delete_pbx_tenant(conn, name=name, tenant_id=tid)
     )
     _print(unbound, as_json)
 
@@ -372,7 +374,7 @@ def route_add(
     """Route CDRs of calls that came in on NUMBER to a tenant (one tenant per number)."""
     tid = _id_argument(tenant, "--tenant")
     added = _in_transaction(
-        database, lambda conn: keys.add_route(conn, number=number, tenant_id=tid)
+        database, lambda conn: keys.create_route(conn, number=number, tenant_id=tid)
     )
     _print(added, as_json)
 
@@ -380,7 +382,7 @@ def route_add(
 @route_app.command("remove")
 def route_remove(number: str, database: Database = DEFAULT_DATABASE_URL) -> None:
     """Stop routing NUMBER."""
-    _in_transaction(database, lambda conn: keys.remove_route(conn, number=number))
+    _in_transaction(database, lambda conn: keys.delete_route(conn, number=number))
     console.print(f"{number} routes nowhere now")
 
 

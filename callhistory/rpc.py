@@ -13,8 +13,8 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.work import Work
+from callhistory.kit.sealing import Sealer
 from callhistory.principal import Principal, Scope
-from callhistory.sealing import Sealer
 
 
 class Context(msgspec.Struct, kw_only=True):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from callhistory.config import Settings
+from callhistory.kit.config import Settings
 from tests import scope_check
 from tests.harness import Api, ServerThread, Tenant, new_tenant
 from tests.pgserver import PostgresCluster

@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from callhistory.app import create_app
 from callhistory.cli import app as cli_app
-from callhistory.config import Settings
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.nodes import NodeLease
 from callhistory.http.server import uvicorn_options
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import ApiKeyCreated, TenantRead
+from callhistory.kit.config import Settings
 from callhistory.principal import Scope
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from callhistory.config import Settings
+from callhistory.kit.config import Settings
 from tests.harness import Api, ServerThread, Tenant, eventually, new_tenant, worst_queries
 from tests.test_ops import Capture
 

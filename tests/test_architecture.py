@@ -61,6 +61,11 @@ def test_storage_imports_no_domain_and_no_transport() -> None:
     assert graph["db"] & (DOMAINS | {"http", "rpc", "app", "cli"}) == set()
 
 
+def test_the_kit_imports_no_layer() -> None:
+    graph = _graph()
+    assert graph["kit"] & (DOMAINS | {"db", "http", "rpc", "principal", "app", "cli"}) == set()
+
+
 def test_migrations_import_no_live_code() -> None:
     for path in (PACKAGE / "migrations" / "versions").glob("*.py"):
         assert _imports(path) == set(), path.name
@@ -108,4 +113,21 @@ def test_domains_neither_commit_nor_name_a_dialect() -> None:
                 and node.value.attr == "dialect"
             ):
                 offenders.append(f"{path.parent.name}/{path.name}:{node.lineno} .dialect.name")
+    assert offenders == []
+
+
+def test_domains_meet_through_services() -> None:
+    """One domain uses another's service (and schemas), never its repository: the owner of a
+    table is the only one that queries it."""
+    offenders = []
+    for path in _domain_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            named = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for module in named:
+                parts = module.split(".")
+                foreign = len(parts) >= 3 and parts[1] in DOMAINS - {path.parent.name}
+                if foreign and parts[2] == "repository":
+                    offenders.append(f"{path.parent.name}/{path.name} → {module}")
     assert offenders == []

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from callhistory.config import Settings
 from callhistory.db.engine import create_engine
+from callhistory.kit.config import Settings
 from tests.harness import Api, new_tenant, start_serve
 
 

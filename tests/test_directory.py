@@ -72,8 +72,8 @@ def test_sip_passwords_are_stored_sealed(api: Api, tenant: Tenant, database_url:
 def test_sealed_passwords_survive_the_data_key_rotation(database_url: str) -> None:
     """Created under one CALLHISTORY_DATA_KEY; served, and sealed anew, under the next one
     (the old listed after it); a legacy clear password is sealed when the service starts."""
-    from callhistory.config import Settings
-    from callhistory.sealing import new_key
+    from callhistory.kit.config import Settings
+    from callhistory.kit.sealing import new_key
     from tests.harness import ServerThread, new_tenant
 
     tenant = new_tenant(database_url)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer.main
 
 from callhistory.cli import app
-from callhistory.config import Settings
+from callhistory.kit.config import Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

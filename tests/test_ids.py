@@ -10,17 +10,17 @@ import time
 
 import pytest
 
-from callhistory import ids
-from callhistory.config import Settings
 from callhistory.db.engine import open_database
 from callhistory.db.migrate import upgrade
 from callhistory.db.nodes import NoFreeNode, take
+from callhistory.kit import ids
+from callhistory.kit.config import Settings
 
 WORKER = textwrap.dedent(
     """
     import asyncio, sys
-    from callhistory import ids
-    from callhistory.config import Settings
+    from callhistory.kit import ids
+    from callhistory.kit.config import Settings
     from callhistory.db.engine import open_database
     from callhistory.db.nodes import NodeLease
 

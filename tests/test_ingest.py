@@ -11,12 +11,12 @@ from typing import Any
 
 import msgspec
 
-from callhistory.config import Settings
 from callhistory.db.engine import open_database
 from callhistory.db.work import unit_of_work
 from callhistory.ingest.schemas import IngestCallLog
 from callhistory.ingest.service import Stored, ingest
 from callhistory.keys import service as keys
+from callhistory.kit.config import Settings
 from tests.harness import Api, ServerThread, Tenant, cli, new_tenant, post_at_once
 
 

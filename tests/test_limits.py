@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from callhistory.config import Settings
+from callhistory.kit.config import Settings
 from tests.fixtures.freeswitch import a_leg
 from tests.harness import Api, ServerThread, Tenant, cli_json, new_tenant, run_sql
 from tests.test_ingest_freeswitch import T0, S, post, uid

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from callhistory.config import Settings
 from callhistory.db.engine import create_engine
 from callhistory.db.migrate import alembic_config, upgrade
+from callhistory.kit.config import Settings
 from tests.conftest import BACKENDS
 from tests.harness import Api, ServerThread, cli, cli_json
 from tests.pgserver import PostgresCluster

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callhistory.numbers import normalize
+from callhistory.kit.numbers import normalize
 
 subscriber = st.from_regex(r"[1-9][0-9]{8}", fullmatch=True)
 OLD_TO_NEW = [

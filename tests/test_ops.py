@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from callhistory.app import METHODS
-from callhistory.config import Settings
 from callhistory.http.accesslog import JsonFormatter
+from callhistory.kit.config import Settings
 from tests.harness import Api, ServerThread, Tenant, cli, new_tenant, post_at_once
 from tests.pgserver import PostgresCluster
 

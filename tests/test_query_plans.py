@@ -16,11 +16,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from callhistory.calllogs.documents import call_log_json
 from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import page_select, window_statements
-from callhistory.config import Settings
 from callhistory.db import partitions
 from callhistory.db.backend import SQLITE
 from callhistory.db.engine import create_engine
 from callhistory.db.tables import call_logs
+from callhistory.kit.config import Settings
 from tests.harness import Api, Tenant, new_tenant
 
 QUERIES: dict[str, CallLogQuery] = {

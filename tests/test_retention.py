@@ -11,7 +11,7 @@ from contextlib import closing
 import msgspec
 import pytest
 
-from callhistory.config import Settings
+from callhistory.kit.config import Settings
 from tests.harness import Api, ServerThread, cli, cli_json, new_tenant, partition_names
 
 

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from callhistory.config import Settings
 from callhistory.db.engine import create_engine
 from callhistory.db.tables import metadata
+from callhistory.kit.config import Settings
 from tests import scope_check
 from tests.harness import ServerThread, partition_names, run_sql
 

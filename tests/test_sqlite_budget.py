@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from callhistory.config import Settings
 from callhistory.db import deadline
 from callhistory.db.engine import fetch, open_database, transaction
 from callhistory.http.dispatch import envelope_for_unexpected
+from callhistory.kit.config import Settings
 
 SLOW = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "

@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callhistory.times import MAX_MICROS, format_micros, parse_request_time, request_time
+from callhistory.kit.times import MAX_MICROS, format_micros, parse_request_time, request_time
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 instants = st.integers(min_value=0, max_value=MAX_MICROS)

@@ -9,8 +9,8 @@ from typing import Any, cast
 import msgspec
 
 from callhistory.calllogs.schemas import CallLog, CallTarget
-from callhistory.ids import format_id
-from callhistory.times import format_micros
+from callhistory.kit.ids import format_id
+from callhistory.kit.times import format_micros
 
 _encoder = msgspec.json.Encoder()
 

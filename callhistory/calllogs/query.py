@@ -11,12 +11,12 @@ from typing import Final
 import msgspec
 
 from callhistory.calllogs.schemas import CallLogFilter, DurationFilter, ListCallLogsRequest
-from callhistory.errors import InvalidArgument
-from callhistory.ids import parse_id
-from callhistory.numbers import normalize
-from callhistory.paging import PageRequest, parse_paging, whole_number
-from callhistory.schemas import Id
-from callhistory.times import optional_request_time
+from callhistory.kit.errors import InvalidArgument
+from callhistory.kit.ids import parse_id
+from callhistory.kit.numbers import normalize
+from callhistory.kit.paging import PageRequest, parse_paging, whole_number
+from callhistory.kit.schemas import Id
+from callhistory.kit.times import optional_request_time
 
 _UNSET = ("unknown", "unknow")
 COMPARISONS: Final = {

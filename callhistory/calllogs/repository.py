@@ -27,7 +27,7 @@ from callhistory.db.tables import (
     unindexed_duration,
     users,
 )
-from callhistory.paging import Key
+from callhistory.kit.paging import Key
 
 c = call_logs.c
 SORT_COLUMNS: dict[str, sa.Column[int]] = {
@@ -193,7 +193,7 @@ def _conditions(shape: _Shape) -> list[Condition]:
         conds.append(long_calls(shape.long_call_tier))
     if shape.members:
         # A department's users share much of the traffic: filtering the walk along the sort's
-        # index beats one index walk per user (measured: 0.5 ms against 13 ms on SQLite).
+        # index beats one index walk per user.
         conds.append(InIdList(c.user_id, "members"))
     for count, column, name in (
         (shape.extensions, c.extension_id, "extension_ids"),
@@ -253,8 +253,7 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
     # Branches match disjoint sets of calls (see _branches), so UNION ALL: nothing to compare.
     # With late_columns they pick the page by sort value and id alone, mostly from their
     # indexes, and the page's own columns are read for its calls only, not for every branch's
-    # candidates (SQLite, 2M calls: two extensions 0.86 -> 0.36 ms, a busy number 0.75 -> 0.44
-    # ms; see window_statements for PostgreSQL).
+    # candidates (SQLite; on PostgreSQL the join back over its partitions costs more).
     picked = (column.label("_k"), c.id) if shape.late_columns else (*columns, column.label("_k"))
     parts = [
         ordered(sa.select(*picked).where(*conds, branch), column, c.id).limit(limit).subquery()
@@ -291,9 +290,8 @@ async def fetch_page(
     """Up to ``limit`` rows of (sort value, id, rendered document) beyond ``key``.
 
     On PostgreSQL a walk along ``started_at`` reads month by month, from the month of the key or
-    of the tenant's first call that way (see ``walk_windows``). Over every monthly partition at
-    once, PostgreSQL planned the statement anew for each page, and that alone took ~3 ms at 5M
-    calls (a first page: 2.7 ms against 0.9 ms this way, the first call's lookup included).
+    of the tenant's first call that way (see ``walk_windows``): over every monthly partition at
+    once, PostgreSQL plans the statement anew for each page, which costs more than the read.
     """
     edge = None
     if key is None and _walks_started_at(backend(conn), sort):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from callhistory.schemas import Id, Paging, PagingRead, Request, Time
+from callhistory.kit.schemas import Id, Paging, PagingRead, Request, Time
 
 Direction = Literal["unknown", "in", "out", "ext", "ext_in", "ext_out"]
 CallState = Literal["unknown", "answered", "not_answered"]

@@ -15,8 +15,8 @@ from callhistory.calllogs.schemas import (
     ListCallLogsRequest,
     ListCallLogsResponse,
 )
-from callhistory.directory import repository as directory
-from callhistory.paging import CursorCodec, Key, paginate
+from callhistory.directory import service as directory
+from callhistory.kit.paging import CursorCodec, Key, paginate
 from callhistory.principal import Principal
 
 _encoder = msgspec.json.Encoder()

@@ -32,7 +32,7 @@ from callhistory.directory.schemas import (
     UserRead,
 )
 from callhistory.ingest.schemas import IngestCallLog, IngestCallLogsResponse
-from callhistory.schemas import ErrorEnvelope
+from callhistory.kit.schemas import ErrorEnvelope
 
 __all__ = [
     "AlreadyExistsError",

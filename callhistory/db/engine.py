@@ -19,8 +19,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from callhistory.config import Settings
 from callhistory.db import deadline, inline_sqlite
+from callhistory.kit.config import Settings
 
 # Marks the few statements that deliberately span tenants (retention, migrations); the tests'
 # scope checker refuses any other statement on tenant data without a
@@ -56,12 +56,9 @@ _SQLITE_PRAGMAS = (
 )
 # How often a writer tries again for the write lock another process holds (see _begin_immediate).
 _WRITE_LOCK_POLL_S = 0.001
-# A writer's page cache (KiB). SQLite's default, 2 MB (~500 pages), is less than one ingest batch
-# dirties when its calls' source ids and callers land at random in their indexes (~800 pages a
-# 500-call batch): it wrote pages to the WAL before the commit and read them back. Measured, two
-# workers ingesting random source ids: 8.8k -> 10.6k calls/s with 16 MB (medians of 4 paired
-# rounds); then 8 MB 10.2k, 16 MB 10.1k, and no spilling at all (unbounded for a large DELETE)
-# 9.9k.
+# A writer's page cache (KiB). SQLite's default is smaller than what one ingest batch dirties
+# when its source ids and callers land at random in their indexes, and SQLite then spills pages
+# to the WAL before the commit and reads them back (docs/performance.md, "Ingest").
 _WRITER_CACHE_KIB = 8192
 
 
@@ -127,7 +124,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.pool_size,
         max_overflow=0,
         # No ping at each checkout: SQLAlchemy's for asyncpg is three round trips (BEGIN, a
-        # query, ROLLBACK), which cost ~1 ms a request. A connection found dead instead fails
+        # query, ROLLBACK) on every request. A connection found dead instead fails
         # its request with a retryable ``unavailable`` and the pool starts afresh
         # (tests/test_ops.py restarts PostgreSQL); long-idle ones are replaced before use.
         pool_recycle=1800,
@@ -177,8 +174,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     # Released when the transaction ends, and in any case when the connection goes back to
     # the pool (a connection invalidated mid-transaction ends without either event). The
     # "commit" event fires just before COMMIT runs, so the next writer's BEGIN IMMEDIATE may
-    # try again once or twice (``_begin_immediate``); releasing at check-in instead was slower
-    # (two batches in flight: 50 ms against 45.5 ms a batch).
+    # try again once or twice (``_begin_immediate``); releasing at check-in was slower.
     event.listen(engine.sync_engine, "commit", lambda conn: _release(conn.info))
     event.listen(engine.sync_engine, "rollback", lambda conn: _release(conn.info))
     event.listen(engine.sync_engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
@@ -188,10 +184,9 @@ async def _begin_immediate(driver: aiosqlite.Connection, info: dict[Any, Any]) -
     """BEGIN IMMEDIATE, tried again every millisecond while another process holds the lock.
 
     SQLite's own busy handler sleeps in growing steps (1, 2, 5, 10, 15, 20, 25 ms...), so a
-    writer waiting on another process took the lock well after its release: between two
-    workers' ingest batches, ~4 ms on average and ~15 ms at p90. Measured with this: two
-    workers ingesting batches of random source ids, 6,800 -> 7,700 calls/s (medians of 4
-    interleaved runs). So writers keep no busy timeout of their own: once BEGIN IMMEDIATE holds
+    writer waiting on another process took the lock well after its release, and two workers
+    ingesting left it idle between their batches. So writers keep no busy timeout of their
+    own: once BEGIN IMMEDIATE holds
     the lock, nothing in WAL mode waits on one (reads never do; the checkpoint after a commit
     never calls it).
     """
@@ -211,7 +206,7 @@ async def _begin_immediate(driver: aiosqlite.Connection, info: dict[Any, Any]) -
 async def _busy_timeout(driver: aiosqlite.Connection, info: dict[Any, Any], ms: int) -> None:
     """Set the connection's busy timeout when it is not ``ms`` already (``info`` lives as long
     as the connection): switching it around every BEGIN IMMEDIATE took two trips to aiosqlite's
-    thread, ~250 us a write transaction."""
+    thread a write transaction."""
     if info.get(_BUSY_MS) != ms:
         await driver.execute(f"PRAGMA busy_timeout = {ms}")
         info[_BUSY_MS] = ms
@@ -259,7 +254,7 @@ def keyset_past(
     ``inclusive``).
 
     The sort column's bound is also stated on its own: PostgreSQL prunes partitions by it,
-    not by the row comparison (measured: a page 1M calls deep read every monthly partition).
+    not by the row comparison (a deep page would read every monthly partition).
     """
     value, id_ = (
         part if isinstance(part, sa.ColumnElement) else sa.literal(part, sa.BigInteger)
@@ -291,14 +286,14 @@ async def fetch(
     On PostgreSQL, SQLAlchemy's asyncpg adapter sends BEGIN with its own first statement, so a
     request whose statements all come here (a page read) runs each on its own. Under READ
     COMMITTED that sees what a transaction would (each statement takes its own snapshot), without
-    BEGIN's and COMMIT's round trips (0.2 ms each here). A write takes its lock with
+    BEGIN's and COMMIT's round trips. A write takes its lock with
     ``conn.execute`` first (``lock_for_ingest``), so its statements here run inside the
     transaction; a row lock taken here with nothing before it would not be held.
 
     ``statement`` is built once (a module constant, or cached per query shape) with named bind
     parameters, compiled once per dialect, and executed with ``params`` on the driver connection.
-    Measured on a 100-row page: SQLAlchemy's per-execution work (building, cache key, execution
-    context, result rows) cost more than SQLite's own query. Rows are plain tuples or records,
+    On a page, SQLAlchemy's per-execution work (building, cache key, execution context, result
+    rows) cost more than SQLite's own query. Rows are plain tuples or records,
     read by position. Listeners of ``before_cursor_execute`` (the tests' tenant-scope checker)
     still see every statement.
     """
@@ -339,8 +334,7 @@ async def _driver(conn: AsyncConnection) -> Any:
     """The driver connection under ``conn``. A live connection hands it over without SQLAlchemy's
     trip through a greenlet (which only matters to revive a closed or invalidated one); and on
     the inline SQLite reader BEGIN is a plain call too (the "begin" listener, ``_begin_inline``),
-    so ``fetch`` begins it directly. The two trips saved took ~25 us of a ~180 us read
-    transaction."""
+    so ``fetch`` begins it directly: each trip saved is a noticeable share of a short read."""
     sync = conn.sync_connection
     if sync is not None and not (sync.closed or sync.invalidated):
         return sync.connection.driver_connection

@@ -17,16 +17,16 @@ from types import TracebackType
 
 import sqlalchemy as sa
 
-from callhistory import ids
 from callhistory.db.engine import Database, transaction
 from callhistory.db.tables import id_nodes
+from callhistory.kit import ids
 
 LEASE_SECONDS = 600.0
 # A number given back is free again only after this, so that the next holder's first id can
 # never fall in the same millisecond as the last holder's last one (nor within clock skew).
 REUSE_AFTER_SECONDS = 2.0
 _ATTEMPTS = 50
-logger = logging.getLogger("callhistory.ids")
+logger = logging.getLogger("callhistory.kit.ids")
 
 
 class NoFreeNode(RuntimeError):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callhistory.db.engine import ALL_TENANTS
 from callhistory.db.months import month_of, month_start, next_month
-from callhistory.times import now_micros
+from callhistory.kit.times import now_micros
 
 _PARTITION_LOCK = 0x63616C6C  # advisory lock serialising partition creation across processes
 _PARTITION = re.compile(r"call_logs_p\d{6}")

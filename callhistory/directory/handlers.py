@@ -106,7 +106,7 @@ async def GetExtensions(ctx: Context, request: ListRequest) -> ExtensionList:
 @methods.rpc(scope=Scope.ADMIN, write=True)
 async def AssignUserToExtension(ctx: Context, request: AssignUserRequest) -> ExtensionRead:
     """Make a user the holder of an extension."""
-    return await service.set_extension_user(
+    return await service.update_extension_user(
         await ctx.write(),
         principal=ctx.principal,
         extension_id=request.extension_id,
@@ -118,7 +118,7 @@ async def AssignUserToExtension(ctx: Context, request: AssignUserRequest) -> Ext
 @methods.rpc(scope=Scope.ADMIN, write=True)
 async def RemoveUserOfExtension(ctx: Context, request: RemoveUserRequest) -> ExtensionRead:
     """Leave an extension without a user."""
-    return await service.set_extension_user(
+    return await service.update_extension_user(
         await ctx.write(),
         principal=ctx.principal,
         extension_id=request.extension_id,

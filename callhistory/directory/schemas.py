@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from callhistory.schemas import Id, Paging, PagingRead, Request, Time
+from callhistory.kit.schemas import Id, Paging, PagingRead, Request, Time
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Network = Literal["unknown", "mobifone", "vinaphone", "viettel", "other"]

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory import ids
 from callhistory.directory import repository
-from callhistory.directory.repository import Kind, Row
+from callhistory.directory.repository import Kind as Kind  # other domains name kinds too
+from callhistory.directory.repository import Row
 from callhistory.directory.schemas import (
     DepartmentCreate,
     DepartmentRead,
@@ -23,15 +23,24 @@ from callhistory.directory.schemas import (
     UserCreate,
     UserRead,
 )
-from callhistory.errors import AlreadyExists, InvalidArgument, NotFound
-from callhistory.numbers import normalize
-from callhistory.paging import CursorCodec, Key, paginate, parse_paging
+from callhistory.kit import ids
+from callhistory.kit.errors import AlreadyExists, InvalidArgument, NotFound
+from callhistory.kit.numbers import normalize
+from callhistory.kit.paging import CursorCodec, Key, paginate, parse_paging
+from callhistory.kit.schemas import Id, Paging, PagingRead
+from callhistory.kit.sealing import Sealer
+from callhistory.kit.times import format_micros, now_micros
 from callhistory.principal import Principal, Scope
-from callhistory.schemas import Id, Paging, PagingRead
-from callhistory.sealing import Sealer
-from callhistory.times import format_micros, now_micros
 
 SORTS = ("-created_at", "created_at")
+
+# What other domains read of the directory: ingest attributes calls to extensions and
+# hotlines by number and checks the ids it is given; ListCallLogs filters by a department.
+ExtensionRef = repository.ExtensionRef
+department_members = repository.department_members
+extensions_by_number = repository.extensions_by_number
+hotlines_by_number = repository.hotlines_by_number
+existing_ids = repository.existing_ids
 T = TypeVar("T")
 
 
@@ -207,7 +216,7 @@ async def create_extension(
     return extension_reader(principal, sealer)(row)
 
 
-async def set_extension_user(
+async def update_extension_user(
     conn: AsyncConnection,
     *,
     principal: Principal,

@@ -26,7 +26,9 @@ from starlette.types import Scope
 from callhistory.db import deadline
 from callhistory.db.engine import Database, transaction
 from callhistory.db.work import Work, unit_of_work
-from callhistory.errors import (
+from callhistory.keys import service as keys
+from callhistory.keys.schemas import PbxPrincipal
+from callhistory.kit.errors import (
     ApiError,
     BadRoute,
     BodyTooLarge,
@@ -39,14 +41,12 @@ from callhistory.errors import (
     Unavailable,
     decode_error,
 )
-from callhistory.keys import service as keys
-from callhistory.keys.schemas import PbxPrincipal
+from callhistory.kit.ratelimit import MAX_KEYS, FailureThrottle, RateLimiter
+from callhistory.kit.schemas import ErrorEnvelope
+from callhistory.kit.sealing import Sealer
+from callhistory.kit.times import now_micros
 from callhistory.principal import Principal
-from callhistory.ratelimit import MAX_KEYS, FailureThrottle, RateLimiter
 from callhistory.rpc import Context, Method
-from callhistory.schemas import ErrorEnvelope
-from callhistory.sealing import Sealer
-from callhistory.times import now_micros
 
 logger = logging.getLogger("callhistory")
 _RETRYABLE = (

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from callhistory.db.work import Work
-from callhistory.errors import Malformed, Unauthenticated
 from callhistory.http.dispatch import Caller
 from callhistory.ingest import freeswitch, service
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import PbxPrincipal
+from callhistory.kit.errors import Malformed, Unauthenticated
 from callhistory.principal import Principal, Scope
 
 # A CDR is a few kB; this bound is the endpoint's own, far below the RPC body limit.

@@ -9,7 +9,8 @@ import msgspec
 
 from callhistory import __version__
 from callhistory.calllogs.schemas import CallTarget
-from callhistory.errors import (
+from callhistory.ingest.schemas import IngestedCallLog
+from callhistory.kit.errors import (
     AlreadyExists,
     ApiError,
     BadRoute,
@@ -23,9 +24,8 @@ from callhistory.errors import (
     Unauthenticated,
     Unavailable,
 )
-from callhistory.ingest.schemas import IngestedCallLog
+from callhistory.kit.schemas import ErrorEnvelope
 from callhistory.rpc import Method
-from callhistory.schemas import ErrorEnvelope
 
 _ERRORS: tuple[type[ApiError], ...] = (
     InvalidArgument,

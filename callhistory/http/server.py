@@ -15,8 +15,8 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from callhistory.config import Settings
 from callhistory.http.dispatch import reads_body_early
+from callhistory.kit.config import Settings
 
 KEEP_ALIVE_S = 5
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from callhistory.calllogs.schemas import TargetStatus
 from callhistory.ingest.legs import Leg, Side, shape_side
-from callhistory.times import to_micros, zone
+from callhistory.kit.times import to_micros, zone
 
 _CSV_BASE = [
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
@@ -76,7 +76,7 @@ def layout(row: Sequence[str]) -> list[str]:
     return names
 
 
-def _time(text: str, tz: str, name: str) -> int | None:
+def _parse_time(text: str, tz: str, name: str) -> int | None:
     if not text:
         return None
     if not _TIME.fullmatch(text):
@@ -121,11 +121,11 @@ def parse_row(row: Sequence[str], *, line: int, tz: str, links: LocalLinks | Non
     replaces it. ``links`` (see ``local_links``) joins ``Local/`` rows to their call when the
     file has no ``linkedid``."""
     fields = dict(zip(layout(row), row, strict=True))
-    start = _time(fields["start"], tz, "start")
+    start = _parse_time(fields["start"], tz, "start")
     if start is None:
         raise RowError("start is empty")
-    answer = _time(fields["answer"], tz, "answer")
-    end = _time(fields["end"], tz, "end")
+    answer = _parse_time(fields["answer"], tz, "answer")
+    end = _parse_time(fields["end"], tz, "end")
     disposition = fields["disposition"].strip().upper()
     if disposition not in _DISPOSITIONS:
         raise RowError(f"disposition {fields['disposition']!r} is unknown")

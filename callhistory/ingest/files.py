@@ -17,11 +17,11 @@ from typing import IO, Generic, TypeVar
 
 from callhistory.db.engine import Database
 from callhistory.db.work import Work, unit_of_work
-from callhistory.errors import InvalidArgument
 from callhistory.ingest import asterisk_csv, freeswitch, jsonl, service
 from callhistory.ingest.legs import Leg
 from callhistory.ingest.schemas import IngestCallLog
 from callhistory.keys import service as keys
+from callhistory.kit.errors import InvalidArgument
 from callhistory.principal import Principal
 
 BATCH = 500

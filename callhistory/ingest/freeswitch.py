@@ -24,7 +24,7 @@ import msgspec
 
 from callhistory.calllogs.schemas import Direction, TargetStatus
 from callhistory.ingest.legs import Leg, Side
-from callhistory.times import MAX_MICROS
+from callhistory.kit.times import MAX_MICROS
 
 # Hangup causes of a leg that was never answered → its status.
 _UNANSWERED: dict[str, TargetStatus] = {

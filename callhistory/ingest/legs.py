@@ -17,8 +17,8 @@ import msgspec
 
 from callhistory.calllogs.schemas import CallTarget, Direction, TargetStatus
 from callhistory.ingest.schemas import IngestCallLog
-from callhistory.numbers import normalize
-from callhistory.times import format_micros
+from callhistory.kit.numbers import normalize
+from callhistory.kit.times import format_micros
 
 # Which side of the PBX a party is on: a tenant's phone ("internal"), the outside world
 # ("external"), or not said ("").

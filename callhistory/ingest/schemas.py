@@ -8,7 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from callhistory.calllogs.schemas import CallState, CallTarget, Direction, Text
-from callhistory.schemas import Id, Request
+from callhistory.kit.schemas import Id, Request
 
 RequestTime = Annotated[
     Annotated[str, Meta(max_length=64)] | None,

@@ -15,28 +15,27 @@ import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory import ids
 from callhistory.calllogs.documents import call_log_json
 from callhistory.calllogs.schemas import CallTarget
 from callhistory.db import partitions
 from callhistory.db.backend import backend
 from callhistory.db.work import Work
-from callhistory.directory import repository as directory
-from callhistory.directory.repository import ExtensionRef
-from callhistory.errors import InvalidArgument, PermissionDenied, decode_error
+from callhistory.directory import service as directory
 from callhistory.ingest import asterisk_csv, repository
 from callhistory.ingest.legs import Directory, Leg, assemble
 from callhistory.ingest.schemas import IngestCallLog, IngestedCallLog
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import PbxPrincipal
-from callhistory.numbers import normalize
-from callhistory.principal import Principal
-from callhistory.times import (
+from callhistory.kit import ids
+from callhistory.kit.errors import InvalidArgument, PermissionDenied, decode_error
+from callhistory.kit.numbers import normalize
+from callhistory.kit.times import (
     now_micros,
     optional_request_time,
     parse_request_time,
     request_time,
 )
+from callhistory.principal import Principal
 
 _encoder = msgspec.json.Encoder()
 
@@ -60,9 +59,8 @@ _INBOUND = ("in", "ext_in")
 _OUTBOUND = ("out", "ext", "ext_out")
 _DAY = 86_400_000_000
 EARLIEST_CALL = 946_684_800_000_000  # 2000-01-01T00:00:00Z: older "calls" are clock errors
-# Validating and rendering a 500-call batch is ~10 ms of Python; yielding to the event loop
-# every 50 calls lets another batch's database steps (and page reads) go on in between,
-# instead of waiting for the whole batch (measured: two batches in flight were slower than one).
+# Validating and rendering a batch is milliseconds of Python: yielding to the event loop every
+# so many calls lets other requests' database steps (page reads, another batch) go on between.
 _YIELD_EVERY = 50
 _REFERENCES: tuple[tuple[str, directory.Kind], ...] = (
     ("extension_id", "extensions"),
@@ -186,7 +184,7 @@ async def _check_references(
 class Known(NamedTuple):
     """The tenant's extensions by number and hotline ids by normalised number."""
 
-    extensions: dict[str, ExtensionRef]
+    extensions: dict[str, directory.ExtensionRef]
     hotlines: dict[str, int]
 
 

@@ -49,7 +49,7 @@ async def get_tenant(conn: AsyncConnection, *, tenant_id: int) -> AnyRow | None:
     return result.first()
 
 
-async def set_tenant_status(
+async def update_tenant_status(
     conn: AsyncConnection, *, tenant_id: int, status: str, now: int
 ) -> bool:
     result = await conn.execute(
@@ -160,7 +160,7 @@ async def pbx_tenant_ids(conn: AsyncConnection, *, pbx_id: int) -> list[int]:
     return [int(v) for v in result.scalars()]
 
 
-async def bind_pbx(conn: AsyncConnection, *, pbx_id: int, tenant_id: int) -> None:
+async def insert_pbx_tenant(conn: AsyncConnection, *, pbx_id: int, tenant_id: int) -> None:
     found = await conn.execute(
         sa.select(pbx_tenants.c.pbx_id).where(
             pbx_tenants.c.pbx_id == pbx_id, pbx_tenants.c.tenant_id == tenant_id
@@ -170,7 +170,7 @@ async def bind_pbx(conn: AsyncConnection, *, pbx_id: int, tenant_id: int) -> Non
         await conn.execute(pbx_tenants.insert().values(pbx_id=pbx_id, tenant_id=tenant_id))
 
 
-async def unbind_pbx(conn: AsyncConnection, *, pbx_id: int, tenant_id: int) -> bool:
+async def delete_pbx_tenant(conn: AsyncConnection, *, pbx_id: int, tenant_id: int) -> bool:
     result = await conn.execute(
         pbx_tenants.delete().where(
             pbx_tenants.c.pbx_id == pbx_id, pbx_tenants.c.tenant_id == tenant_id

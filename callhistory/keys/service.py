@@ -11,14 +11,6 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory import ids
-from callhistory.errors import (
-    AlreadyExists,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unauthenticated,
-)
 from callhistory.keys import repository
 from callhistory.keys.schemas import (
     ApiKeyCreated,
@@ -31,10 +23,18 @@ from callhistory.keys.schemas import (
     TenantRead,
     TenantStatus,
 )
-from callhistory.numbers import normalize
+from callhistory.kit import ids
+from callhistory.kit.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from callhistory.kit.numbers import normalize
+from callhistory.kit.sealing import Sealer, parse_key, parse_keys
+from callhistory.kit.times import format_micros, now_micros, valid_zone
 from callhistory.principal import Principal, Scope
-from callhistory.sealing import Sealer, parse_key, parse_keys
-from callhistory.times import format_micros, now_micros, valid_zone
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 KEY_PREFIX = "ch_"
@@ -81,8 +81,10 @@ async def create_tenant(
     )
 
 
-async def set_tenant_status(conn: AsyncConnection, *, tenant_id: int, status: TenantStatus) -> None:
-    if not await repository.set_tenant_status(
+async def update_tenant_status(
+    conn: AsyncConnection, *, tenant_id: int, status: TenantStatus
+) -> None:
+    if not await repository.update_tenant_status(
         conn, tenant_id=tenant_id, status=status, now=now_micros()
     ):
         raise NotFound(f"tenant {tenant_id} does not exist")
@@ -259,7 +261,7 @@ async def create_pbx(conn: AsyncConnection, *, name: str, tenant_ids: list[int])
     except IntegrityError:  # created at the same moment by another command
         raise AlreadyExists(f"a PBX named {name!r} already exists") from None
     for tenant_id in sorted(set(tenant_ids)):
-        await repository.bind_pbx(conn, pbx_id=pbx_id, tenant_id=tenant_id)
+        await repository.insert_pbx_tenant(conn, pbx_id=pbx_id, tenant_id=tenant_id)
     return PbxCreated(
         name=name,
         secret=secret,
@@ -309,16 +311,19 @@ async def revoke_pbx(conn: AsyncConnection, *, name: str) -> PbxRead:
     return (await list_pbxes(conn, name=name))[0]
 
 
-async def bind_pbx(
-    conn: AsyncConnection, *, name: str, tenant_id: int, bound: bool = True
-) -> PbxRead:
-    """Let the PBX write for this tenant (``bound``), or stop it."""
+async def create_pbx_tenant(conn: AsyncConnection, *, name: str, tenant_id: int) -> PbxRead:
+    """Let the PBX write for this tenant."""
     row = await _pbx(conn, name)
     if await repository.get_tenant(conn, tenant_id=tenant_id) is None:
         raise NotFound(f"tenant {tenant_id} does not exist")
-    if bound:
-        await repository.bind_pbx(conn, pbx_id=row.id, tenant_id=tenant_id)
-    elif not await repository.unbind_pbx(conn, pbx_id=row.id, tenant_id=tenant_id):
+    await repository.insert_pbx_tenant(conn, pbx_id=row.id, tenant_id=tenant_id)
+    return (await list_pbxes(conn, name=name))[0]
+
+
+async def delete_pbx_tenant(conn: AsyncConnection, *, name: str, tenant_id: int) -> PbxRead:
+    """Stop the PBX writing for this tenant."""
+    row = await _pbx(conn, name)
+    if not await repository.delete_pbx_tenant(conn, pbx_id=row.id, tenant_id=tenant_id):
         raise NotFound(f"PBX {name!r} does not serve tenant {tenant_id}")
     return (await list_pbxes(conn, name=name))[0]
 
@@ -356,7 +361,7 @@ async def authenticate_pbx(conn: AsyncConnection, *, name: str, secret: str) -> 
     return PbxPrincipal(id=row.id, name=row.name, tenant_ids=frozenset(tenant_ids))
 
 
-async def add_route(conn: AsyncConnection, *, number: str, tenant_id: int) -> RoutingNumber:
+async def create_route(conn: AsyncConnection, *, number: str, tenant_id: int) -> RoutingNumber:
     """Route a PBX's CDRs that came in on ``number`` (and name no tenant's domain) to this
     tenant. A number routes to one tenant only."""
     normalized = normalize(number)
@@ -376,7 +381,7 @@ async def add_route(conn: AsyncConnection, *, number: str, tenant_id: int) -> Ro
     return RoutingNumber(number=normalized, tenant_id=str(tenant_id), created_at=format_micros(now))
 
 
-async def remove_route(conn: AsyncConnection, *, number: str) -> None:
+async def delete_route(conn: AsyncConnection, *, number: str) -> None:
     if not await repository.delete_route(conn, number=normalize(number)):
         raise NotFound(f"number {number!r} routes nowhere")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from callhistory.db import partitions
 from callhistory.db.backend import backend
 from callhistory.db.engine import Database, transaction
+from callhistory.kit.times import now_micros
 from callhistory.retention import repository
-from callhistory.times import now_micros
 
 
 async def apply_retention(db: Database, *, older_than_days: int) -> int:

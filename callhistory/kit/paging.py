@@ -16,8 +16,8 @@ from typing import Final, Generic, TypeVar
 
 import msgspec
 
-from callhistory.errors import InvalidArgument
-from callhistory.schemas import Paging, PagingRead
+from callhistory.kit.errors import InvalidArgument
+from callhistory.kit.schemas import Paging, PagingRead
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 
-from callhistory.errors import InvalidArgument
+from callhistory.kit.errors import InvalidArgument
 
 EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 MAX_ID = 2**63 - 1

@@ -12,7 +12,7 @@ import time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callhistory.errors import InvalidArgument
+from callhistory.kit.errors import InvalidArgument
 
 _UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
@@ -45,8 +45,8 @@ def _day_text(days: int) -> str:
 def format_micros(value: int | None) -> str | None:
     """RFC 3339 UTC with ``Z``; fraction only when non-zero (milliseconds when exact).
     Cached: a batch's calls share their created and updated times, and often their legs'.
-    The date comes from a cache of days and the time of day is computed: an ingest batch
-    formats ~2,000 times, and ``time.strftime`` took 40% longer."""
+    The date comes from a cache of days and the time of day is computed: a page or an ingest
+    batch formats thousands of times, and ``time.strftime`` is slower."""
     if value is None:
         return None
     seconds, frac = divmod(value, 1_000_000)

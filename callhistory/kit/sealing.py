@@ -16,7 +16,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from callhistory.config import ConfigError
+from callhistory.kit.config import ConfigError
 
 _PREFIX = "s1:"
 _NONCE = 12

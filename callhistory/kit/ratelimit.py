@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import NoReturn
 
-from callhistory.errors import ResourceExhausted
+from callhistory.kit.errors import ResourceExhausted
 
 MAX_KEYS = 100_000
 
