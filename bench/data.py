@@ -226,6 +226,7 @@ def rows(info: TenantInfo, rng: random.Random, first_id: int) -> Iterator[tuple[
             "note": "",
             "created_at": created,
             "updated_at": created,
+            "change_seq": i + 1,  # written in time order, as PBXs post them
         }
         values["doc"] = call_log_json(values)
         yield tuple(values[name] for name in COLUMNS)
@@ -278,6 +279,10 @@ def build_sqlite(sizes: Sizes, *, seed: int = 11) -> Dataset:
             f"  sqlite: tenant {info.id}: {info.calls} calls ({time.perf_counter() - began:.0f}s)",
             flush=True,
         )
+    db.executemany(
+        "INSERT INTO change_counters (tenant_id, last_seq) VALUES (?, ?)",
+        [(info.id, info.calls) for info in infos],
+    )
     loaded = time.perf_counter()
     for ddl in _index_ddl(sa.dialects.sqlite.dialect()):
         db.execute(ddl)
@@ -324,6 +329,10 @@ async def _load_postgres(url: str, infos: list[TenantInfo], rng: random.Random) 
             f"  postgresql: tenant {info.id}: {info.calls} calls ({time.perf_counter() - began:.0f}s)",
             flush=True,
         )
+    await raw.executemany(
+        "INSERT INTO change_counters (tenant_id, last_seq) VALUES ($1, $2)",
+        [(info.id, info.calls) for info in infos],
+    )
     await raw.execute("SET maintenance_work_mem = '1GB'")
     for ddl in _index_ddl(sa.dialects.postgresql.dialect()):
         await raw.execute(ddl)

@@ -36,7 +36,7 @@ from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import edge_start, page_select, window_statements
 from callhistory.calllogs.schemas import CallLog
 from callhistory.db.backend import backend
-from callhistory.kit.paging import CursorCodec
+from callhistory.kit.paging import ChangeToken, ChangeTokenCodec, CursorCodec
 from tests.harness import free_port, worst_queries
 from tests.pgserver import PostgresCluster
 
@@ -365,7 +365,7 @@ def bench(data: Dataset) -> dict[str, Any]:
     deep_cursor = codec.encode(deep_key, forward=True)  # type: ignore[arg-type]
     cases = {name: (body, q, None) for name, (body, q) in scenarios(big).items()}
     cases[f"page {DEPTH:,} deep"] = ({}, CallLogQuery(), deep_key)
-    with server(data, 1) as (base, _):
+    with server(data, 1) as (base, pids):
         headers = {"Authorization": f"Bearer {big.key}", "Content-Type": "application/json"}
         client = Client(base, LIST, headers)
 
@@ -413,6 +413,12 @@ def bench(data: Dataset) -> dict[str, Any]:
             log(
                 f"{data.backend} {name:>22}: floor p50 {pct(floor_ms, 0.5):7.2f} ms  api p50 {pct(api_ms, 0.5):7.2f} p99 {pct(api_ms, 0.99):7.2f} ms"
             )
+        log(f"{data.backend}: change feed")
+        out["feed"] = feed_pages(base, big, secret)
+        log(f"{data.backend} change feed: {out['feed']}")
+        log(f"{data.backend}: export")
+        out["export"] = export_rate(base, big, pids[0])
+        log(f"{data.backend} export: {out['export']}")
         log(f"{data.backend}: noisy neighbour")
         out["noisy"] = noisy_neighbour(base, big, data.tenants[1])
         log(f"{data.backend} noisy neighbour: {out['noisy']}")
@@ -463,6 +469,45 @@ def bench(data: Dataset) -> dict[str, Any]:
         for pbx, rate in out["ingest"].items():
             log(f"sqlite ingest, {pbx} source ids: {rate[1]:.0f} / {rate[2]:.0f} calls/s")
     return out
+
+
+def feed_pages(base: str, big: TenantInfo, secret: bytes) -> dict[str, float]:
+    """ListCallLogChanges, 100 changes a page, from a token 1,000,000 changes deep: what a
+    reader catching up pays per page (p50 / p99 over REQUESTS pages, each from its own token,
+    so the pages walk forward as a reader's would)."""
+    codec = ChangeTokenCodec(secret=secret, tenant_id=big.id)
+    token = codec.encode(ChangeToken(version=1, sequenced=True, position=DEPTH, purged_before=0))
+    headers = {"Authorization": f"Bearer {big.key}", "Content-Type": "application/json"}
+    client = Client(base, "/v1/shop.Etelecom/ListCallLogChanges", headers)
+    samples: list[float] = []
+    for i in range(REQUESTS + 10):
+        began = time.perf_counter()
+        answer = msgspec.json.decode(
+            client.post(msgspec.json.encode({"since": token, "limit": 100}))
+        )
+        if i >= 10:
+            samples.append((time.perf_counter() - began) * 1000)
+        assert len(answer["changes"]) == 100, "the feed ran dry before the pages were measured"
+        token = answer["next"]
+    client.close()
+    return {"p50": pct(samples, 0.5), "p99": pct(samples, 0.99)}
+
+
+def export_rate(base: str, big: TenantInfo, pid: int) -> dict[str, float]:
+    """The large tenant's whole history as CSV (in the tenant's time zone) through
+    GET /v1/export/call_logs.csv: rows/s, and the server's peak resident memory (its high-water
+    mark once the export is done: an upper bound of what the export itself took)."""
+    rows = 0
+    began = time.perf_counter()
+    headers = {"Authorization": f"Bearer {big.key}"}
+    with httpx.stream("GET", base + "/v1/export/call_logs.csv", headers=headers, timeout=900) as r:
+        r.raise_for_status()
+        for chunk in r.iter_bytes(1 << 20):
+            rows += chunk.count(b"\n")
+    seconds = time.perf_counter() - began
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    return {"rows": rows - 1, "rows_per_s": (rows - 1) / seconds, "peak_rss_mb": peak}
 
 
 NOISY_SECONDS = float(os.environ.get("BENCH_NOISY_SECONDS", 5))
@@ -660,6 +705,9 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| pages/s, 2 workers (median of {LOAD_RUNS} runs: {load_runs(r, 2)}) / ceiling ({ceiling:.0f}) | {r['pages_per_s_2']:.0f} ({r['pages_per_s_2'] / ceiling:.0%}) | ≥ 60% |",
             f"| server RSS, 1 / 2 workers | {r['rss_mb_1']:.0f} / {r['rss_mb_2']:.0f} MB | ≤ 200 MB |",
             f"| noisy neighbour: another tenant's first page p50 / p99, quiet → while {NOISY_CLIENTS} clients of one tenant send the worst queries ({_answers(r['noisy'])}) | {r['noisy']['quiet_p50']:.1f} / {r['noisy']['quiet_p99']:.1f} → {r['noisy']['p50']:.1f} / {r['noisy']['p99']:.1f} ms | p99 ≤ 50 ms |",
+            f"| change feed page (100 changes, from 1,000,000 deep) p50 / p99 (API) | {r['feed']['p50']:.2f} / {r['feed']['p99']:.2f} ms | |",
+            f"| change feed page p50 / default page p50 (API) | {r['feed']['p50'] / first['api_p50']:.2f} | ≈ 1 |",
+            f"| export of the large tenant as CSV ({r['export']['rows']:,} rows): rows/s, server peak RSS | {r['export']['rows_per_s']:,.0f} rows/s, {r['export']['peak_rss_mb']:.0f} MB | ≥ 50,000 rows/s, ≤ 200 MB |",
             f"| noisy neighbour: /healthz p99, quiet → noisy | {r['noisy']['healthz_quiet_p99']:.1f} → {r['noisy']['healthz_p99']:.1f} ms | ≤ 50 ms |",
         ]
         for pbx, rate in r.get("ingest", {}).items():

@@ -30,8 +30,10 @@ from callhistory.http.dispatch import (
     envelope_for_unexpected,
     error_response,
 )
+from callhistory.http.export import ExportEntry
 from callhistory.http.freeswitch import FreeSwitchEntry
 from callhistory.ingest.handlers import methods as ingest_methods
+from callhistory.ingest.handlers import tenant_methods as erasure_methods
 from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
 from callhistory.kit.config import Settings
@@ -42,6 +44,7 @@ METHODS = [
     *calllog_methods.methods,
     *directory_methods.methods,
     *ingest_methods.methods,
+    *erasure_methods.methods,
     *keys_methods.methods,
 ]
 
@@ -86,6 +89,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         request_timeout_s=settings.request_timeout_ms / 1000,
     )
     freeswitch = FreeSwitchEntry(max_body_bytes=settings.max_body_bytes)
+    export = ExportEntry(db=db, request_timeout_s=settings.request_timeout_ms / 1000)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -120,6 +124,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     async def freeswitch_cdr(request: Request) -> Response:
         return await pipeline.serve(request, freeswitch)
 
+    async def export_call_logs(request: Request) -> Response:
+        return await pipeline.serve(request, export)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -140,6 +147,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/v1/export/call_logs.{format}", export_call_logs, methods=["GET", "POST"]),
         Route("/v1/{target:path}", rpc, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/ingest/freeswitch", freeswitch_cdr, methods=["POST"]),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -31,8 +31,10 @@ from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import schema_state, upgrade
 from callhistory.db.nodes import NodeLease
 from callhistory.db.partitions import RetentionBlocked
+from callhistory.db.work import unit_of_work
 from callhistory.demo import create_demo
 from callhistory.ingest import files
+from callhistory.ingest import service as ingest
 from callhistory.ingest.files import ImportReport
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import TenantStatus
@@ -40,7 +42,7 @@ from callhistory.kit.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from callhistory.kit.errors import ApiError, InvalidArgument
 from callhistory.kit.ids import parse_id
 from callhistory.kit.sealing import parse_keys
-from callhistory.kit.times import valid_zone
+from callhistory.kit.times import valid_zone, zone
 from callhistory.principal import Scope
 from callhistory.retention import service as retention
 
@@ -688,3 +690,113 @@ def _first_line(text: str) -> str:
 def main() -> None:
     _State.as_json = "--json" in sys.argv
     app()
+
+
+@app.command()
+def erase(
+    tenant: TenantOption,
+    number: Annotated[
+        str, typer.Option(help="Erase every call with this number as caller or callee.")
+    ] = "",
+    call_id: Annotated[
+        list[str] | None, typer.Option("--id", help="Erase this call (repeatable).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be erased.")] = False,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Erase a tenant's calls (a customer's request to be forgotten): by --number, in any
+    written form, or by --id. Erased calls leave every method, appear in the change feed as
+    deletions, and are not stored again when a PBX delivers the same CDR."""
+    tenant_id = _id_argument(tenant, "--tenant")
+    ids = [_id_argument(value, "--id") for value in call_id or []]
+    if bool(ids) == bool(number):
+        raise typer.BadParameter("give exactly one of --number and --id")
+
+    async def run(db: Store) -> int:
+        async with unit_of_work(db, write=True) as work:
+            principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
+            return await ingest.erase_call_logs(
+                work, principal=principal, ids=ids, number=number, dry_run=dry_run
+            )
+
+    count = _run(database, run)
+    if as_json:
+        typer.echo(msgspec.json.encode({"deleted": count, "dry_run": dry_run}).decode())
+    elif dry_run:
+        console.print(f"{count} calls would be erased (dry run: nothing erased)")
+    else:
+        console.print(f"erased {count} calls")
+
+
+@app.command()
+def export(
+    tenant: TenantOption,
+    output: Annotated[Path, typer.Argument(help="The file to write (- for standard output).")],
+    file_format: Annotated[
+        str, typer.Option("--format", help="csv or jsonl (the ListCallLogs shape).")
+    ] = "csv",
+    filter_json: Annotated[
+        str,
+        typer.Option("--filter", help='A ListCallLogs filter as JSON: \'{"direction": "in"}\'.'),
+    ] = "",
+    utc: Annotated[
+        bool, typer.Option(help="CSV times in UTC (default: the tenant's zone).")
+    ] = False,
+    bom: Annotated[bool, typer.Option(help="Start the CSV with a UTF-8 BOM (for Excel).")] = False,
+    database: Database = DEFAULT_DATABASE_URL,
+) -> None:
+    """Export a tenant's calls, newest first, as GET /v1/export/call_logs.{csv,jsonl} does."""
+    from callhistory.calllogs import export as formats
+    from callhistory.calllogs import service as calllogs
+    from callhistory.http.export import export_chunks
+
+    tenant_id = _id_argument(tenant, "--tenant")
+    if file_format not in ("csv", "jsonl"):
+        raise typer.BadParameter("csv or jsonl", param_hint="--format")
+    try:
+        wanted = msgspec.json.decode(filter_json) if filter_json else None
+        body = {"filter": wanted, "times": "utc" if utc else "local", "bom": bom}
+        options = formats.parse_options(msgspec.json.encode(body), [])
+    except msgspec.DecodeError:
+        raise typer.BadParameter("not JSON", param_hint="--filter") from None
+    except ApiError as error:
+        field = error.meta.get("field", "")
+        raise typer.BadParameter(f"{field}: {error.msg}", param_hint="--filter") from None
+
+    async def run(db: Store) -> int:
+        async with unit_of_work(db, write=False) as work:
+            principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
+            query = await calllogs.export_query(
+                work.read, principal=principal, filter=options.filter
+            )
+        chunks = export_chunks(db, principal=principal, query=query, timeout_s=600)
+        written = 0
+
+        async def counted() -> AsyncIterator[list[bytes]]:
+            nonlocal written
+            async for docs in chunks:
+                written += len(docs)
+                bar.update(task, completed=written)
+                yield docs
+
+        local = None if utc else zone(principal.timezone)
+        stream = (
+            formats.csv_rows(counted(), local, bom)
+            if file_format == "csv"
+            else formats.jsonl(counted())
+        )
+        if str(output) == "-":
+            async for part in stream:
+                sys.stdout.buffer.write(part)
+            sys.stdout.buffer.flush()
+            return written
+        with output.open("wb") as out:
+            async for part in stream:
+                out.write(part)
+        return written
+
+    with Progress(TextColumn("calls"), MofNCompleteColumn(), console=err) as bar:
+        task = bar.add_task("calls", total=None)
+        count = _run(database, run)
+    err.print(f"exported {count} calls to {output}")

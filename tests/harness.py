@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -171,12 +172,17 @@ class Api:
             paging = {**paging, "after": answer["paging"]["next"]}
 
 
-def start_serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_serve(
+    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """``callhistory serve`` as its own process on a free port, once it answers /readyz."""
     port = free_port()
     command = [sys.executable, "-m", "callhistory", "serve", "--database", database_url]
     process = subprocess.Popen(
-        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*command, "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -68,6 +68,8 @@ def test_every_key_and_index_of_tenant_data_starts_with_tenant_id(
     assert set(schema) == {
         "call_logs",
         "call_legs",
+        "call_log_erasures",
+        "change_counters",
         "hotlines",
         "departments",
         "users",

@@ -225,3 +225,17 @@ def test_page_sends_security_headers(web: Any, api: Api) -> None:
     assert response.status_code == 200
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_export_csv_of_the_current_filter(web: Any, page: Any) -> None:
+    server, data, _ = web
+    sign_in(page, server.base_url, data.tenant.read)
+    page.get_by_label("Direction", exact=True).select_option("out")
+    apply(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert text.startswith("\ufeff")  # so that Excel reads Vietnamese names right
+    rows = text.lstrip("\ufeff").splitlines()
+    assert rows[0].startswith("id,started_at,ended_at,direction")
+    assert [row.split(",")[0] for row in rows[1:]] == expected(data, {"direction": "out"})

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from callhistory.calllogs import service
-from callhistory.calllogs.schemas import ListCallLogsRequest, ListCallLogsResponse
+from callhistory.calllogs.schemas import (
+    CallLog,
+    GetCallLogRequest,
+    ListCallLogChangesRequest,
+    ListCallLogChangesResponse,
+    ListCallLogsRequest,
+    ListCallLogsResponse,
+)
 from callhistory.principal import Scope
 from callhistory.rpc import Context, MethodSet
 
@@ -14,5 +21,22 @@ methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))
 async def ListCallLogs(ctx: Context, request: ListCallLogsRequest) -> ListCallLogsResponse:
     """The tenant's call history, newest first by default, filtered and keyset-paged."""
     return await service.list_call_logs(
+        ctx.read, principal=ctx.principal, request=request, secret=ctx.cursor_secret
+    )
+
+
+@methods.rpc(scope=Scope.READ)
+async def GetCallLog(ctx: Context, request: GetCallLogRequest) -> CallLog:
+    """One call log, by exactly one of id, source_id, external_id, external_session_id."""
+    return await service.get_call_log(ctx.read, principal=ctx.principal, request=request)
+
+
+@methods.rpc(scope=Scope.READ)
+async def ListCallLogChanges(
+    ctx: Context, request: ListCallLogChangesRequest
+) -> ListCallLogChangesResponse:
+    """What changed since a token, in commit order: each call once as it is now, erasures,
+    and retention's purges. Poll with ``next`` forever; tokens never expire."""
+    return await service.list_changes(
         ctx.read, principal=ctx.principal, request=request, secret=ctx.cursor_secret
     )

@@ -22,8 +22,10 @@ from callhistory.db.engine import InIdList, fetch, id_list, keyset_past
 from callhistory.db.months import Window, month_windows
 from callhistory.db.tables import (
     LONG_CALL_TIERS,
+    call_log_erasures,
     call_logs,
     long_calls,
+    service_state,
     unindexed_duration,
     users,
 )
@@ -405,3 +407,93 @@ async def exists_beyond(
         tenant_id, query, sort=sort, key=key, forward=forward, limit=1, columns=("id",)
     )
     return bool(await fetch(conn, *page))
+
+
+_TENANT: sa.BindParameter[int] = sa.bindparam("tenant_id", type_=sa.BigInteger)
+# One call by what names it: the newest, should a PBX have reused an external id.
+_BY = {
+    name: sa.select(c.doc)
+    .where(c.tenant_id == _TENANT, c[name] == sa.bindparam("value"))
+    .order_by(c.started_at.desc(), c.id.desc())
+    .limit(1)
+    for name in ("id", "source_id", "external_id", "external_session_id")
+}
+
+
+async def get_document(
+    conn: AsyncConnection, *, tenant_id: int, by: str, value: int | str
+) -> bytes | None:
+    """The stored document of the call whose ``by`` column is ``value``."""
+    rows = await fetch(conn, _BY[by], {"tenant_id": tenant_id, "value": value})
+    return bytes(rows[0][0]) if rows else None
+
+
+_E = call_log_erasures.c
+_POSITION: sa.BindParameter[int] = sa.bindparam("position", type_=sa.BigInteger)
+_LIMIT: sa.BindParameter[int] = sa.bindparam("limit", type_=sa.Integer)
+# Calls stored before the change feed existed, by id.
+_UNSEQUENCED = (
+    sa.select(c.id, c.doc)
+    .where(c.tenant_id == _TENANT, c.change_seq.is_(None), c.id > _POSITION)
+    .order_by(c.id)
+    .limit(_LIMIT)
+)
+_upserts = (
+    sa.select(
+        c.change_seq.label("seq"),
+        c.doc.label("doc"),
+        sa.cast(sa.null(), sa.BigInteger).label("erased_id"),
+        sa.cast(sa.null(), sa.String).label("source_id"),
+        sa.cast(sa.null(), sa.BigInteger).label("erased_at"),
+    )
+    .where(c.tenant_id == _TENANT, c.change_seq.isnot(None), c.change_seq > _POSITION)
+    .order_by(c.change_seq)
+    .limit(_LIMIT)
+    .subquery()
+)
+_erasures = (
+    sa.select(
+        _E.change_seq.label("seq"),
+        sa.cast(sa.null(), sa.LargeBinary).label("doc"),
+        _E.id.label("erased_id"),
+        _E.source_id.label("source_id"),
+        _E.erased_at.label("erased_at"),
+    )
+    .where(_E.tenant_id == _TENANT, _E.change_seq > _POSITION)
+    .order_by(_E.change_seq)
+    .limit(_LIMIT)
+    .subquery()
+)
+# Both kinds of change in one statement, so one snapshot: two would let a change committed in
+# between be passed over.
+_SEQUENCED = (
+    sa.union_all(sa.select(*_upserts.c), sa.select(*_erasures.c))
+    .order_by(sa.literal_column("seq"))
+    .limit(_LIMIT)
+)
+
+
+async def unsequenced_changes(
+    conn: AsyncConnection, *, tenant_id: int, after_id: int, limit: int
+) -> Sequence[Sequence[Any]]:
+    """(id, document) of calls stored before the feed existed, past ``after_id``."""
+    params = {"tenant_id": tenant_id, "position": after_id, "limit": limit}
+    return await fetch(conn, _UNSEQUENCED, params)
+
+
+async def sequenced_changes(
+    conn: AsyncConnection, *, tenant_id: int, after_seq: int, limit: int
+) -> Sequence[Sequence[Any]]:
+    """(change number, document, erased id, source id, erased at) of the tenant's changes past
+    ``after_seq`` in order: a document for a call written, the rest for a call erased."""
+    params = {"tenant_id": tenant_id, "position": after_seq, "limit": limit}
+    return await fetch(conn, _SEQUENCED, params)
+
+
+_PURGED = sa.select(service_state.c.value).where(service_state.c.name == "purged_before")
+
+
+async def purged_before(conn: AsyncConnection) -> int:
+    """Retention's latest cutoff: every call that started before it is gone (0: none yet)."""
+    rows = await fetch(conn, _PURGED, {})
+    return int(rows[0][0]) if rows else 0

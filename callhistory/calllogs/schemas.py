@@ -95,3 +95,38 @@ class CallLog(msgspec.Struct, kw_only=True):
 class ListCallLogsResponse(msgspec.Struct, kw_only=True):
     call_logs: list[CallLog]
     paging: PagingRead
+
+
+class GetCallLogRequest(Request):
+    """Exactly one of these names the call."""
+
+    id: Id = ""
+    source_id: Text = ""
+    external_id: Text = ""
+    external_session_id: Text = ""
+
+
+class ListCallLogChangesRequest(Request):
+    since: Annotated[
+        str,
+        Meta(max_length=512, description="`next` of the previous page; empty: from the beginning"),
+    ] = ""
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class CallLogChange(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``upsert``: the call log as it is now (``call_log``). ``delete``: the tenant erased the
+    call (``id``, ``source_id``, ``deleted_at``). ``purge``: retention removed every call that
+    started before ``started_before``."""
+
+    type: Literal["upsert", "delete", "purge"]
+    call_log: CallLog | None = None
+    id: str = ""
+    source_id: str = ""
+    deleted_at: Time = None
+    started_before: Time = None
+
+
+class ListCallLogChangesResponse(msgspec.Struct, kw_only=True):
+    changes: list[CallLogChange]
+    next: str

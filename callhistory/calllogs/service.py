@@ -1,4 +1,4 @@
-"""ListCallLogs: validate the request, page through the tenant's calls, shape the response."""
+"""Reading call logs: ListCallLogs (validate, page, shape), GetCallLog, and the change feed."""
 
 from __future__ import annotations
 
@@ -9,14 +9,22 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.calllogs import repository
-from callhistory.calllogs.query import parse_request
+from callhistory.calllogs.query import CallLogQuery, parse_filter, parse_request
 from callhistory.calllogs.schemas import (
     CallLog,
+    CallLogChange,
+    CallLogFilter,
+    GetCallLogRequest,
+    ListCallLogChangesRequest,
+    ListCallLogChangesResponse,
     ListCallLogsRequest,
     ListCallLogsResponse,
 )
 from callhistory.directory import service as directory
-from callhistory.kit.paging import CursorCodec, Key, paginate
+from callhistory.kit import ids
+from callhistory.kit.errors import InvalidArgument, NotFound
+from callhistory.kit.paging import ChangeToken, ChangeTokenCodec, CursorCodec, Key, paginate
+from callhistory.kit.times import format_micros
 from callhistory.principal import Principal
 
 _encoder = msgspec.json.Encoder()
@@ -65,3 +73,126 @@ async def list_call_logs(
     )
     documents = [msgspec.Raw(doc) for _, _, doc in result.rows]
     return ListCallLogsResponse(call_logs=cast(list[CallLog], documents), paging=result.paging)
+
+
+_NAMES = ("id", "source_id", "external_id", "external_session_id")
+
+
+async def get_call_log(
+    conn: AsyncConnection, *, principal: Principal, request: GetCallLogRequest
+) -> CallLog:
+    """The call named by exactly one of id, source_id, external_id, external_session_id;
+    ``not_found`` if the tenant has none (another tenant's call included)."""
+    given = [name for name in _NAMES if getattr(request, name) not in ("", None)]
+    if len(given) != 1:
+        field = given[1] if given else "id"
+        raise InvalidArgument(field, "give exactly one of " + ", ".join(_NAMES))
+    (by,) = given
+    value: int | str = getattr(request, by)
+    if by == "id":
+        parsed = ids.parse_id(value, "id")
+        assert parsed is not None
+        value = parsed
+    doc = await repository.get_document(conn, tenant_id=principal.tenant_id, by=by, value=value)
+    if doc is None:
+        raise NotFound(f"{by}: no such call log in this tenant", field=by)
+    return cast(CallLog, msgspec.Raw(doc))
+
+
+async def list_changes(
+    conn: AsyncConnection,
+    *,
+    principal: Principal,
+    request: ListCallLogChangesRequest,
+    secret: bytes,
+) -> ListCallLogChangesResponse:
+    """The tenant's changes after ``since`` in the order they committed, each call once, as it
+    is now (or its erasure); first, once, a purge when retention ran since the token was made.
+
+    Calls stored before the feed existed have no change number: a new reader gets them first,
+    by id, then every numbered change. A call written meanwhile has a number, so it comes
+    (again) with the numbered changes."""
+    tenant_id = principal.tenant_id
+    codec = ChangeTokenCodec(secret=secret, tenant_id=tenant_id)
+    purged = await repository.purged_before(conn)
+    token = (
+        codec.decode(request.since, "since")
+        if request.since
+        else ChangeToken(version=1, sequenced=False, position=0, purged_before=purged)
+    )
+    changes: list[CallLogChange] = []
+    if token.purged_before < purged:
+        changes.append(CallLogChange(type="purge", started_before=format_micros(purged)))
+    limit = request.limit - len(changes)
+    sequenced, position = token.sequenced, token.position
+    if not sequenced:
+        rows = await repository.unsequenced_changes(
+            conn, tenant_id=tenant_id, after_id=position, limit=limit
+        )
+        changes += [_upsert(doc) for _, doc in rows]
+        position = int(rows[-1][0]) if rows else position
+        if len(rows) < limit:
+            sequenced, position = True, 0
+    left = request.limit - len(changes)
+    if sequenced and left > 0:
+        for seq, doc, erased_id, source_id, erased_at in await repository.sequenced_changes(
+            conn, tenant_id=tenant_id, after_seq=position, limit=left
+        ):
+            position = int(seq)
+            if doc is not None:
+                changes.append(_upsert(doc))
+            else:
+                changes.append(
+                    CallLogChange(
+                        type="delete",
+                        id=str(erased_id),
+                        source_id=str(source_id),
+                        deleted_at=format_micros(int(erased_at)),
+                    )
+                )
+    next_token = ChangeToken(
+        version=1, sequenced=sequenced, position=position, purged_before=purged
+    )
+    return ListCallLogChangesResponse(changes=changes, next=codec.encode(next_token))
+
+
+def _upsert(doc: bytes) -> CallLogChange:
+    return CallLogChange(type="upsert", call_log=cast(CallLog, msgspec.Raw(bytes(doc))))
+
+
+async def export_query(
+    conn: AsyncConnection, *, principal: Principal, filter: CallLogFilter | None
+) -> CallLogQuery:
+    """An export's filter, validated as ListCallLogs validates it (errors name ``filter.…``)."""
+    query = parse_filter(filter, timezone=principal.timezone)
+    if query.department_id is not None:
+        members = await directory.department_members(
+            conn, tenant_id=principal.tenant_id, department_id=query.department_id
+        )
+        query = msgspec.structs.replace(query, members=members)
+    return query
+
+
+async def export_chunk(
+    conn: AsyncConnection,
+    *,
+    principal: Principal,
+    query: CallLogQuery,
+    after: Key | None,
+    limit: int,
+) -> tuple[list[bytes], Key | None]:
+    """The next ``limit`` documents of an export, newest first, after ``after``; and where the
+    next chunk starts (None: the export is complete). Chunk after chunk is one pass along the
+    index, as ListCallLogs' pages are."""
+    rows = await repository.fetch_page(
+        conn,
+        tenant_id=principal.tenant_id,
+        query=query,
+        sort="-started_at",
+        key=after,
+        forward=True,
+        limit=limit,
+        inclusive=False,
+    )
+    last = (int(rows[-1][0]), int(rows[-1][1])) if len(rows) == limit else None
+    return [bytes(doc) for _, _, doc in rows], last

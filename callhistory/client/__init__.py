@@ -12,6 +12,7 @@ Needs only httpx and msgspec (``pip install callhistory``; the server is ``callh
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -20,7 +21,12 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from callhistory.calllogs.schemas import CallLog, ListCallLogsResponse
+from callhistory.calllogs.schemas import (
+    CallLog,
+    CallLogChange,
+    ListCallLogChangesResponse,
+    ListCallLogsResponse,
+)
 from callhistory.directory.schemas import (
     DepartmentList,
     DepartmentRead,
@@ -31,14 +37,20 @@ from callhistory.directory.schemas import (
     UserList,
     UserRead,
 )
-from callhistory.ingest.schemas import IngestCallLog, IngestCallLogsResponse
+from callhistory.ingest.schemas import (
+    DeleteCallLogsResponse,
+    IngestCallLog,
+    IngestCallLogsResponse,
+)
 from callhistory.kit.schemas import ErrorEnvelope
 
 __all__ = [
     "AlreadyExistsError",
+    "AsyncChangeFeed",
     "AsyncClient",
     "BadRouteError",
     "CallHistoryError",
+    "ChangeFeed",
     "Client",
     "InternalError",
     "InvalidArgumentError",
@@ -53,7 +65,17 @@ __all__ = [
 T = TypeVar("T")
 _RETRY_CODES = frozenset({"unavailable", "resource_exhausted"})
 _SAFE_TO_REPEAT = frozenset(
-    {"ListCallLogs", "GetHotlines", "GetDepartments", "GetUsers", "GetExtensions", "IngestCallLogs"}
+    {
+        "ListCallLogs",
+        "GetCallLog",
+        "ListCallLogChanges",
+        "DeleteCallLogs",
+        "GetHotlines",
+        "GetDepartments",
+        "GetUsers",
+        "GetExtensions",
+        "IngestCallLogs",
+    }
 )
 _LISTS: dict[str, tuple[type[Any], str]] = {
     "GetHotlines": (HotlineList, "hotlines"),
@@ -303,6 +325,50 @@ class Client(_Base):
         """Store up to 1000 calls (idempotent on ``source_id``)."""
         return self.call("IngestCallLogs", {"call_logs": list(items)}, IngestCallLogsResponse)
 
+    def get_call_log(self, **name: Any) -> CallLog:
+        """One call log by exactly one of ``id``, ``source_id``, ``external_id``,
+        ``external_session_id``; :class:`NotFoundError` if the tenant has none."""
+        return self.call("GetCallLog", name, CallLog)
+
+    def changes(self, since: str = "", *, limit: int = 1000) -> ChangeFeed:
+        """What changed since the token ``since`` ("" = everything), in commit order: iterate
+        until caught up, then store ``.token`` and come back with it (see docs/client.md)."""
+        return ChangeFeed(self, since, limit)
+
+    def delete_call_logs(
+        self, *, ids: Sequence[str] = (), number: str = "", dry_run: bool = False
+    ) -> DeleteCallLogsResponse:
+        """Erase calls by ids, or every call of a customer's number (admin key)."""
+        body = {"ids": list(ids), "number": number, "dry_run": dry_run}
+        return self.call("DeleteCallLogs", body, DeleteCallLogsResponse)
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "csv",
+        times: str = "local",
+        bom: bool = False,
+        **filters: Any,
+    ) -> int:
+        """Stream GET /v1/export/call_logs.{csv,jsonl} into a file (ListCallLogs' filters as
+        keywords); how many calls it holds. Memory stays flat at any size."""
+        body = {"filter": _filters(filters), "times": times, "bom": bom}
+        calls = 0
+        with (
+            self._http.stream(
+                "POST", f"/v1/export/call_logs.{format}", json=body, headers=self._headers
+            ) as response,
+            open(path, "wb") as out,
+        ):
+            if response.status_code != 200:
+                response.read()
+                raise _error(response)
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                calls += chunk.count(b"\n")
+        return calls - (format == "csv")
+
     def _records(self, method: str) -> Iterator[Any]:
         result, field = _LISTS[method]
         paging: dict[str, Any] = {"limit": 1000}
@@ -413,6 +479,45 @@ class AsyncClient(_Base):
         """Store up to 1000 calls (idempotent on ``source_id``)."""
         return await self.call("IngestCallLogs", {"call_logs": list(items)}, IngestCallLogsResponse)
 
+    async def get_call_log(self, **name: Any) -> CallLog:
+        """One call log (see :meth:`Client.get_call_log`)."""
+        return await self.call("GetCallLog", name, CallLog)
+
+    def changes(self, since: str = "", *, limit: int = 1000) -> AsyncChangeFeed:
+        """What changed since ``since`` (see :meth:`Client.changes`)."""
+        return AsyncChangeFeed(self, since, limit)
+
+    async def delete_call_logs(
+        self, *, ids: Sequence[str] = (), number: str = "", dry_run: bool = False
+    ) -> DeleteCallLogsResponse:
+        """Erase calls by ids, or every call of a customer's number (admin key)."""
+        body = {"ids": list(ids), "number": number, "dry_run": dry_run}
+        return await self.call("DeleteCallLogs", body, DeleteCallLogsResponse)
+
+    async def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "csv",
+        times: str = "local",
+        bom: bool = False,
+        **filters: Any,
+    ) -> int:
+        """Stream an export into a file (see :meth:`Client.export`)."""
+        body = {"filter": _filters(filters), "times": times, "bom": bom}
+        calls = 0
+        async with self._http.stream(
+            "POST", f"/v1/export/call_logs.{format}", json=body, headers=self._headers
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _error(response)
+            with open(path, "wb") as out:  # noqa: ASYNC230 - a local file, written chunk by chunk
+                async for chunk in response.aiter_bytes():
+                    out.write(chunk)
+                    calls += chunk.count(b"\n")
+        return calls - (format == "csv")
+
     async def _records(self, method: str) -> AsyncIterator[Any]:
         result, field = _LISTS[method]
         paging: dict[str, Any] = {"limit": 1000}
@@ -435,3 +540,42 @@ class AsyncClient(_Base):
 
     def extensions(self) -> AsyncIterator[ExtensionRead]:
         return self._records("GetExtensions")
+
+
+class ChangeFeed:
+    """ListCallLogChanges from a token until caught up. ``token`` moves past a page only once
+    every change of it has been yielded: store it after applying them, and a crash in between
+    repeats the page (applying a change twice is harmless) instead of losing it."""
+
+    def __init__(self, client: Client, since: str, limit: int) -> None:
+        self._client = client
+        self._limit = limit
+        self.token = since
+
+    def __iter__(self) -> Iterator[CallLogChange]:
+        while True:
+            body = {"since": self.token, "limit": self._limit}
+            page = self._client.call("ListCallLogChanges", body, ListCallLogChangesResponse)
+            yield from page.changes
+            self.token = page.next
+            if not page.changes:
+                return
+
+
+class AsyncChangeFeed:
+    """:class:`ChangeFeed` for :class:`AsyncClient`: ``async for change in feed``."""
+
+    def __init__(self, client: AsyncClient, since: str, limit: int) -> None:
+        self._client = client
+        self._limit = limit
+        self.token = since
+
+    async def __aiter__(self) -> AsyncIterator[CallLogChange]:
+        while True:
+            body = {"since": self.token, "limit": self._limit}
+            page = await self._client.call("ListCallLogChanges", body, ListCallLogChangesResponse)
+            for change in page.changes:
+                yield change
+            self.token = page.next
+            if not page.changes:
+                return

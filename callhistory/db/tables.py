@@ -203,8 +203,54 @@ call_logs = sa.Table(
     # The call log's whole wire JSON, rendered when the row is written (calllogs.documents):
     # a page is the stored documents joined, not 20 columns per row decoded and re-encoded.
     sa.Column("doc", sa.LargeBinary, nullable=False),
+    # The tenant's change sequence number of the row's last write (the change feed's order;
+    # see change_counters). NULL only for calls stored before the feed existed.
+    sa.Column("change_seq", sa.BigInteger, nullable=True),
     sa.PrimaryKeyConstraint("tenant_id", "started_at", "id"),
     postgresql_partition_by="RANGE (started_at)",
+)
+# GetCallLog by id, and the feed: by change, and the calls stored before it existed by id.
+sa.Index("ix_call_logs_id", call_logs.c.tenant_id, call_logs.c.id)
+_SEQUENCED = call_logs.c.change_seq.isnot(None)
+sa.Index(
+    "ix_call_logs_change_seq",
+    call_logs.c.tenant_id,
+    call_logs.c.change_seq,
+    sqlite_where=_SEQUENCED,
+    postgresql_where=_SEQUENCED,
+)
+_UNSEQUENCED = call_logs.c.change_seq.is_(None)
+sa.Index(
+    "ix_call_logs_unsequenced",
+    call_logs.c.tenant_id,
+    call_logs.c.id,
+    sqlite_where=_UNSEQUENCED,
+    postgresql_where=_UNSEQUENCED,
+)
+
+# Each tenant's last change sequence number. Every write of a call log or an erasure takes
+# the next numbers under this row's lock, held to the commit: a tenant's changes commit in
+# the order of their numbers, so a reader never passes a number that commits later.
+change_counters = sa.Table(
+    "change_counters",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+)
+
+# Calls erased at a tenant's request (DeleteCallLogs): the feed's deletions, and what keeps a
+# PBX re-delivering the same CDR from storing the call again.
+call_log_erasures = sa.Table(
+    "call_log_erasures",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False, autoincrement=False),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    sa.Column("erased_at", Micros, nullable=False),
+    sa.Column("change_seq", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.UniqueConstraint("tenant_id", "source_id"),
+    sa.Index(None, "tenant_id", "change_seq"),
 )
 sa.Index("uq_call_logs_source", call_logs.c.tenant_id, call_logs.c.source_id, unique=True).ddl_if(
     dialect="sqlite"

@@ -109,7 +109,7 @@ class Entry(Protocol):
 
     async def run(
         self, work: Work, caller: Caller, body: bytes, request: Request
-    ) -> msgspec.Struct: ...
+    ) -> msgspec.Struct | Response: ...
 
 
 class Admission:
@@ -219,9 +219,11 @@ class Pipeline:
             return error_response(error)
         except Exception as exc:  # the one place unexpected failures become an envelope
             return error_response(envelope_for_unexpected(exc))
+        if isinstance(result, Response):  # a stream (an export): it reads in its own units
+            return result
         return Response(_encoder.encode(result), media_type="application/json")
 
-    async def _serve(self, request: Request, entry: Entry) -> msgspec.Struct:
+    async def _serve(self, request: Request, entry: Entry) -> msgspec.Struct | Response:
         # (A small body's deadline is the connection's, http/server.py: no timer per request.)
         small = reads_body_early(request.scope)
         body = await read_body(request, entry.body_limit) if small else None
@@ -257,7 +259,7 @@ class MethodEntry:
         self._sealer = sealer
 
     async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller:
-        return await keys.authenticate(conn, key=_bearer(request), needed=self.method.scope)
+        return await keys.authenticate(conn, key=bearer(request), needed=self.method.scope)
 
     async def run(
         self, work: Work, caller: Caller, body: bytes, request: Request
@@ -454,7 +456,7 @@ def _reject_nul(value: object, path: str) -> None:
             _reject_nul(item, f"{path}[{i}]")
 
 
-def _bearer(request: Request) -> str:
+def bearer(request: Request) -> str:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send the API key as Authorization: Bearer <key>")

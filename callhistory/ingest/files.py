@@ -103,7 +103,7 @@ async def run_import(
             counts = Counter({one.source_id: one.outcome for one in stored}.values())
             report.imported += counts["created"]
             report.updated += counts["updated"]
-            report.unchanged += counts["unchanged"]
+            report.unchanged += counts["unchanged"] + counts["erased"]
             break
     report.rejected.sort()
     return report

@@ -14,7 +14,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.db.backend import backend
 from callhistory.db.engine import fetch
-from callhistory.db.tables import call_legs, call_logs
+from callhistory.db.tables import call_legs, call_log_erasures, call_logs, change_counters
 
 c = call_legs.c
 logs = call_logs.c
@@ -78,9 +78,10 @@ async def find_by_source(
     return found
 
 
-# Rows per INSERT (x 25 columns: well within both backends' 32,766 parameters).
+# Rows per INSERT (x 26 columns: well within both backends' 32,766 parameters).
 _INSERT_ROWS = 100
-Inserts = list[tuple[str, tuple[Any, ...]]]
+# Each INSERT: its SQL, its parameters row after row, and how many rows.
+Inserts = list[tuple[str, tuple[Any, ...], int]]
 
 
 def prepare_inserts(
@@ -96,21 +97,38 @@ def prepare_inserts(
     """
     if not rows:
         return []
-    # The table's order (tenant_id first), which is the order of the compiled VALUES.
+    # The table's order (tenant_id first, change_seq last), the order of the compiled VALUES.
     names = tuple(col.name for col in call_logs.columns if col.name in rows[0])
+    assert names[-1] == "change_seq", "every row carries its change number, last"
     values = operator.itemgetter(*names)
     return [
         (
             _insert_sql(conn.dialect, names, len(chunk)),
             tuple([v for row in chunk for v in (tenant_id, *values(row))]),
+            len(chunk),
         )
         for chunk in (rows[i : i + _INSERT_ROWS] for i in range(0, len(rows), _INSERT_ROWS))
     ]
 
 
+def numbered(inserts: Inserts, first_seq: int) -> Inserts:
+    """The INSERTs with their rows' change numbers set, ``first_seq`` onwards in row order
+    (they are built before the numbers can be taken, under the tenant's lock)."""
+    out: Inserts = []
+    seq = first_seq
+    for sql, params, count in inserts:
+        values = list(params)
+        width = len(values) // count
+        for end in range(width - 1, len(values), width):
+            values[end] = seq
+            seq += 1
+        out.append((sql, tuple(values), count))
+    return out
+
+
 async def insert_prepared(conn: AsyncConnection, inserts: Inserts) -> None:
     """Run INSERTs from ``prepare_inserts`` on the driver."""
-    for sql, params in inserts:
+    for sql, params, _ in inserts:
         await conn.exec_driver_sql(sql, params)
 
 
@@ -166,3 +184,91 @@ async def lock_for_ingest(conn: AsyncConnection, *, tenant_id: int) -> None:
     """
     if not backend(conn).serial_writers:
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(tenant_id)))
+
+
+async def take_seqs(conn: AsyncConnection, *, tenant_id: int, count: int) -> int:
+    """The first of ``count`` new change numbers of the tenant. The counter's row stays locked
+    until the transaction ends, so the tenant's changes commit in the order of their numbers."""
+    statement = backend(conn).insert(change_counters).values(tenant_id=tenant_id, last_seq=count)
+    statement = statement.on_conflict_do_update(
+        index_elements=[change_counters.c.tenant_id],
+        set_={"last_seq": change_counters.c.last_seq + statement.excluded.last_seq},
+    ).returning(change_counters.c.last_seq)
+    last = (await conn.execute(statement)).scalar_one()
+    return int(last) - count + 1
+
+
+_ERASED = sa.select(call_log_erasures.c.source_id, call_log_erasures.c.id).where(
+    call_log_erasures.c.tenant_id == sa.bindparam("tenant_id"),
+    call_log_erasures.c.source_id.in_([sa.bindparam(f"source_{i}") for i in range(_SOURCE_CHUNK)]),
+)
+
+
+async def erased_of(
+    conn: AsyncConnection, *, tenant_id: int, source_ids: Sequence[str]
+) -> dict[str, int]:
+    """The ids of the erased calls among these source ids, by source id."""
+    found: dict[str, int] = {}
+    for start in range(0, len(source_ids), _SOURCE_CHUNK):
+        chunk = list(source_ids[start : start + _SOURCE_CHUNK])
+        chunk += chunk[-1:] * (_SOURCE_CHUNK - len(chunk))
+        params: dict[str, Any] = {f"source_{i}": v for i, v in enumerate(chunk)}
+        params["tenant_id"] = tenant_id
+        found.update({source_id: int(i) for source_id, i in await fetch(conn, _ERASED, params)})
+    return found
+
+
+async def calls_to_erase(
+    conn: AsyncConnection, *, tenant_id: int, ids: Sequence[int], number: str
+) -> list[tuple[int, int, str]]:
+    """(id, started_at, source_id) of the calls with these ids, or with this normalised number
+    as caller or callee."""
+    where = (
+        sa.or_(logs.caller_norm == number, logs.callee_norm == number)
+        if number
+        else logs.id.in_(list(ids))
+    )
+    result = await conn.execute(
+        sa.select(logs.id, logs.started_at, logs.source_id)
+        .where(logs.tenant_id == tenant_id, where)
+        .order_by(logs.id)
+    )
+    return [(int(i), int(started), str(source)) for i, started, source in result]
+
+
+async def erase(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    calls: Sequence[tuple[int, int, str]],
+    first_seq: int,
+    now: int,
+) -> None:
+    """Remove these calls and their PBX legs, and record each as erased with its change
+    number."""
+    for start in range(0, len(calls), _CHUNK):
+        chunk = calls[start : start + _CHUNK]
+        await conn.execute(
+            call_log_erasures.insert(),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "id": call_id,
+                    "source_id": source_id,
+                    "erased_at": now,
+                    "change_seq": first_seq + start + i,
+                }
+                for i, (call_id, _, source_id) in enumerate(chunk)
+            ],
+        )
+        await conn.execute(
+            call_logs.delete().where(
+                logs.tenant_id == tenant_id,
+                sa.tuple_(logs.started_at, logs.id).in_([(s, i) for i, s, _ in chunk]),
+            )
+        )
+        await conn.execute(
+            call_legs.delete().where(
+                c.tenant_id == tenant_id, c.call_source_id.in_([source for _, _, source in chunk])
+            )
+        )

@@ -49,3 +49,22 @@ class IngestedCallLog(msgspec.Struct, kw_only=True):
 
 class IngestCallLogsResponse(msgspec.Struct, kw_only=True):
     call_logs: list[IngestedCallLog]
+
+
+class DeleteCallLogsRequest(Request):
+    """Exactly one of ``ids`` and ``number``."""
+
+    ids: Annotated[list[Id], Meta(max_length=1000)] = []
+    number: Annotated[
+        str,
+        Meta(
+            max_length=64,
+            description="every call with this number as caller or callee, in any written form",
+        ),
+    ] = ""
+    dry_run: Annotated[bool, Meta(description="count what would be erased; erase nothing")] = False
+
+
+class DeleteCallLogsResponse(msgspec.Struct, kw_only=True):
+    deleted: int
+    dry_run: bool

@@ -42,12 +42,12 @@ _encoder = msgspec.json.Encoder()
 
 @dataclass(frozen=True)
 class Stored:
-    """What storing one call did: ``created``, ``updated`` (something changed) or
-    ``unchanged`` (the same call sent again)."""
+    """What storing one call did: ``created``, ``updated`` (something changed), ``unchanged``
+    (the same call sent again) or ``erased`` (the tenant erased this call: not stored again)."""
 
     id: str
     source_id: str
-    outcome: Literal["created", "updated", "unchanged"]
+    outcome: Literal["created", "updated", "unchanged", "erased"]
 
     def ack(self) -> IngestedCallLog:
         return IngestedCallLog(
@@ -275,7 +275,7 @@ async def _prepare(
     latest = {row["source_id"]: row for row in rows}  # a source id twice in a batch: last wins
     now = now_micros()
     new = {
-        source_id: {**row, "id": new_id, "created_at": now, "updated_at": now}
+        source_id: {**row, "id": new_id, "created_at": now, "updated_at": now, "change_seq": 0}
         for (source_id, row), new_id in zip(latest.items(), ids.new_ids(len(latest)), strict=True)
     }
     for i, insert in enumerate(new.values()):
@@ -294,31 +294,38 @@ async def _prepare(
 
 
 async def _store_batch(conn: AsyncConnection, batch: Batch) -> list[Stored]:
-    """Under the tenant's ingest lock: store the batch, and say what became of each item."""
-    await partitions.ensure_partitions(
-        conn, started=[row["started_at"] for row in batch.latest.values()]
+    """Under the tenant's ingest lock: store the batch, each call written with a new change
+    number, and say what became of each item. Calls the tenant erased are not stored again."""
+    erased = await repository.erased_of(
+        conn, tenant_id=batch.tenant_id, source_ids=list(batch.latest)
     )
+    latest, new, inserts = batch.latest, batch.new, batch.inserts
+    if erased:
+        latest = {k: v for k, v in latest.items() if k not in erased}
+        new = {k: v for k, v in new.items() if k not in erased}
+        inserts = None
+    await partitions.ensure_partitions(conn, started=[row["started_at"] for row in latest.values()])
     changed: set[str] = set()
-    if batch.inserts is not None and await _insert_all(conn, batch.inserts):
-        stored: dict[str, dict[str, Any]] = {}
-    else:
+    stored: dict[str, dict[str, Any]] = {}
+    if inserts is not None:
+        first = await repository.take_seqs(conn, tenant_id=batch.tenant_id, count=len(new))
+        inserted = await _insert_all(conn, repository.numbered(inserts, first))
+    if inserts is None or not inserted:
         stored, changed = await _store(
-            conn,
-            tenant_id=batch.tenant_id,
-            latest=batch.latest,
-            new=batch.new,
-            now=batch.now,
+            conn, tenant_id=batch.tenant_id, latest=latest, new=new, now=batch.now
         )
-    return [
-        Stored(
-            id=str(stored[source_id]["id"]),
-            source_id=source_id,
-            outcome="updated" if source_id in changed else "unchanged",
-        )
-        if source_id in stored
-        else Stored(id=str(batch.new[source_id]["id"]), source_id=source_id, outcome="created")
-        for source_id in batch.source_ids
-    ]
+
+    def outcome(source_id: str) -> Stored:
+        if source_id in erased:
+            return Stored(id=str(erased[source_id]), source_id=source_id, outcome="erased")
+        if source_id in stored:
+            kind: Literal["updated", "unchanged"] = (
+                "updated" if source_id in changed else "unchanged"
+            )
+            return Stored(id=str(stored[source_id]["id"]), source_id=source_id, outcome=kind)
+        return Stored(id=str(new[source_id]["id"]), source_id=source_id, outcome="created")
+
+    return [outcome(source_id) for source_id in batch.source_ids]
 
 
 async def _insert_all(conn: AsyncConnection, inserts: repository.Inserts) -> bool:
@@ -352,6 +359,13 @@ async def _store(
                 update | {"doc": call_log_json(update), "previous_started_at": old["started_at"]}
             )
     inserts = [insert for source_id, insert in new.items() if source_id not in stored]
+    if inserts or updates:
+        seq = await repository.take_seqs(
+            conn, tenant_id=tenant_id, count=len(inserts) + len(updates)
+        )
+        for row in (*inserts, *updates):
+            row["change_seq"] = seq
+            seq += 1
     await repository.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await repository.update_many(conn, tenant_id=tenant_id, rows=updates)
     return stored, {update["source_id"] for update in updates}
@@ -366,6 +380,16 @@ async def ingest_legs(work: Work, *, principal: Principal, legs: list[Leg]) -> l
     see the other's leg when the call is rebuilt (PostgreSQL; SQLite writers are serial)."""
     conn = await work.write()
     await repository.lock_for_ingest(conn, tenant_id=principal.tenant_id)
+    erased = await repository.erased_of(
+        conn, tenant_id=principal.tenant_id, source_ids=list({leg.call_id for leg in legs})
+    )
+    if erased:  # an erased call's legs hold its numbers too: not stored again
+        if all(leg.call_id in erased for leg in legs):
+            return [
+                Stored(id=str(erased[call_id]), source_id=call_id, outcome="erased")
+                for call_id in dict.fromkeys(leg.call_id for leg in legs)
+            ]
+        legs = [leg for leg in legs if leg.call_id not in erased]
     unique = {(leg.call_id, leg.leg_id): leg for leg in legs}
     await repository.upsert_legs(
         conn,
@@ -461,3 +485,29 @@ async def pbx_principal(
     if named not in caller.tenant_ids:
         raise PermissionDenied(f"PBX {caller.name!r} does not serve the tenant of {how}")
     return await keys.tenant_principal(conn, tenant_id=named)
+
+
+async def erase_call_logs(
+    work: Work, *, principal: Principal, ids: list[int], number: str, dry_run: bool
+) -> int:
+    """Erase the tenant's calls with these ids, or every call with this number as caller or
+    callee in any written form, and their PBX legs; how many. Each becomes a deletion in the
+    change feed, and the same CDR delivered again is not stored again."""
+    wanted = normalize(number) if number else ""
+    if number and not wanted:
+        raise InvalidArgument("number", "has no digits")
+    if dry_run:
+        conn = work.read
+    else:
+        conn = await work.write()
+        await repository.lock_for_ingest(conn, tenant_id=principal.tenant_id)
+    calls = await repository.calls_to_erase(
+        conn, tenant_id=principal.tenant_id, ids=ids, number=wanted
+    )
+    if dry_run or not calls:
+        return len(calls)
+    first = await repository.take_seqs(conn, tenant_id=principal.tenant_id, count=len(calls))
+    await repository.erase(
+        conn, tenant_id=principal.tenant_id, calls=calls, first_seq=first, now=now_micros()
+    )
+    return len(calls)

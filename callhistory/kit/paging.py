@@ -169,3 +169,51 @@ async def paginate(
         prev=codec.encode(first, forward=False) if has_prev and first is not None else "",
     )
     return Page(rows=rows, paging=paging)
+
+
+class ChangeToken(msgspec.Struct, array_like=True, frozen=True):
+    """Where a reader of the change feed stands: ``sequenced`` False while it reads the calls
+    stored before the feed existed (by id), then True (by change number); ``position`` the last
+    id or number it has; ``purged_before`` the retention cutoff it has been told of."""
+
+    version: int
+    sequenced: bool
+    position: int
+    purged_before: int
+
+
+_token_decoder = msgspec.json.Decoder(ChangeToken)
+
+
+class ChangeTokenCodec:
+    """Signs and checks change-feed tokens for one tenant. They never expire: the secret is
+    the database's own, so they survive restarts and migrations."""
+
+    def __init__(self, *, secret: bytes, tenant_id: int) -> None:
+        self._key = secret
+        self._tenant = b"changes" + tenant_id.to_bytes(8, "big")
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, self._tenant + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def encode(self, token: ChangeToken) -> str:
+        payload = _encoder.encode(token)
+        return base64.urlsafe_b64encode(payload + self._mac(payload)).rstrip(b"=").decode()
+
+    def decode(self, text: str, field: str) -> ChangeToken:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except ValueError:
+            raise InvalidArgument(field, "is not a change token of this API") from None
+        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
+            raise InvalidArgument(
+                field, "is not a valid change token (altered, or of another tenant)"
+            )
+        try:
+            token = _token_decoder.decode(payload)
+        except msgspec.DecodeError:
+            raise InvalidArgument(field, "is not a change token of this API") from None
+        if token.version != _VERSION:
+            raise InvalidArgument(field, "is a change token of an older version")
+        return token

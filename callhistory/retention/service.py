@@ -21,4 +21,5 @@ async def apply_retention(db: Database, *, older_than_days: int) -> int:
     async with transaction(db, write=True) as conn:
         await repository.delete_legs_older_than(conn, cutoff=cutoff)
         removed += await repository.delete_older_than(conn, cutoff=cutoff)
+        await repository.record_purge(conn, cutoff=cutoff)
     return removed
