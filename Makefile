@@ -62,7 +62,7 @@ pytest: $(STAMP)
 
 ## The benchmark (bounded, ~15 minutes on 2 cores; data cached in bench/.data): bench/results.md.
 bench: $(STAMP)
-	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	@command -v wrk >/dev/null && command -v curl >/dev/null || (apt-get update -q && apt-get install -y -q wrk curl)
 	$(BIN)/pip install --quiet -e '.[server,dev,bench]'
 	timeout 1800 $(BIN)/python -m bench.run
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from callhistory.client import AsyncClient, Client, InvalidArgumentError
-from tests.harness import Api, Tenant, cli
+from tests.harness import Api, Tenant, cli, new_tenant
 from tests.test_changes import call, listed
 
 COLUMNS = [
@@ -166,3 +166,18 @@ def test_the_client_streams_an_export_to_a_file(api: Api, tenant: Tenant, tmp_pa
 
     assert asyncio.run(go()) == 25
     assert (tmp_path / "all.csv").read_bytes().startswith("\ufeff".encode())
+
+
+def test_csv_times_in_a_zone_offset_by_half_an_hour(api: Api, database_url: str) -> None:
+    tenant = new_tenant(database_url, timezone="Asia/Kolkata")
+    items = [
+        call(f"k{i}", started_at=f"2025-03-{10 + i:02d}T23:{10 + i:02d}:0{i}+05:30", ended_at=None)
+        for i in range(5)
+    ]
+    stored = api.ingest(tenant.ingest, items)
+    given = {ack["id"]: item["started_at"] for ack, item in zip(stored, items, strict=True)}
+    _, _, body = _export(api, tenant.read, "csv")
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert {r["id"]: r["started_at"] for r in rows} == {
+        id_: text[:19].replace("T", " ") for id_, text in given.items()
+    }

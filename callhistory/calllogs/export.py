@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import lru_cache
 from typing import Any, Literal
 
 import msgspec
@@ -38,7 +39,6 @@ COLUMNS = (
     "created_at",
     "updated_at",
 )
-_TIMES = ("started_at", "ended_at", "created_at", "updated_at")
 
 
 class ExportRequest(RequestBase):
@@ -96,19 +96,23 @@ async def csv_rows(
     writer.writerow(COLUMNS)
     head = ("\ufeff" if bom else "") + buffer.getvalue()
     yield head.encode()
+    when = _local_time(local) if local is not None else _utc_time
+    rows: list[tuple[object, ...]] = []
     async for docs in chunks:
         buffer.seek(0)
         buffer.truncate()
+        rows.clear()
         for call in _calls.decode(b"[" + b",".join(docs) + b"]"):
-            answered = next(
-                (t.target_number for t in call.call_targets if t.status == "answered"), ""
-            )
-            times = [_time(getattr(call, name), local) for name in _TIMES]
-            writer.writerow(
+            answered = ""
+            for target in call.call_targets:
+                if target.status == "answered":
+                    answered = target.target_number
+                    break
+            rows.append(
                 (
                     call.id,
-                    times[0],
-                    times[1],
+                    when(call.started_at),
+                    when(call.ended_at),
                     call.direction,
                     call.call_state,
                     call.call_status,
@@ -124,21 +128,65 @@ async def csv_rows(
                     call.external_session_id,
                     " ".join(call.recording_urls),
                     call.note,
-                    times[2],
-                    times[3],
+                    when(call.created_at),
+                    when(call.updated_at),
                 )
             )
+        writer.writerows(rows)
         yield buffer.getvalue().encode()
 
 
-def _time(text: str | None, local: dt.tzinfo | None) -> str:
-    """A stored UTC time as the CSV shows it: RFC 3339 in UTC, or the tenant's wall-clock time
-    (``YYYY-MM-DD HH:MM:SS``, which spreadsheets read as a date)."""
-    if not text:
-        return ""
-    if local is None:
-        return text
-    return dt.datetime.fromisoformat(text).astimezone(local).strftime("%Y-%m-%d %H:%M:%S")
+def _utc_time(text: str | None) -> str:
+    return text or ""
+
+
+def _local_time(local: dt.tzinfo) -> Callable[[str | None], str]:
+    """Stored UTC times (RFC 3339) as the tenant's wall-clock time, ``YYYY-MM-DD HH:MM:SS``
+    (spreadsheets read it as a date): converted once per hour of UTC and cached, since a whole
+    tenant's export formats millions of times."""
+
+    @lru_cache(maxsize=65_536)
+    def offset(hour: int) -> int:
+        at = dt.datetime.fromtimestamp(hour * 3600, tz=local).utcoffset()
+        return int(at.total_seconds()) if at is not None else 0
+
+    @lru_cache(maxsize=65_536)
+    def hour(head: str) -> str | None:
+        """``YYYY-MM-DDTHH`` of UTC as the local ``YYYY-MM-DD HH``; None where the offset is
+        not a whole number of hours (then minutes move too)."""
+        seconds = _day_seconds(head[:10]) + int(head[11:13]) * 3600
+        shift = offset(seconds // 3600)
+        if shift % 3600:
+            return None
+        days, rest = divmod(seconds + shift, 86_400)
+        return f"{_day_text(days)} {rest // 3600:02d}"
+
+    def when(text: str | None) -> str:
+        if not text:
+            return ""
+        local_hour = hour(text[:13])
+        if local_hour is not None:
+            return local_hour + text[13:19]
+        seconds = _day_seconds(text[:10]) + int(text[11:13]) * 3600 + int(text[14:16]) * 60
+        seconds += int(text[17:19])
+        seconds += offset(seconds // 3600)
+        days, rest = divmod(seconds, 86_400)
+        return f"{_day_text(days)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+
+    return when
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@lru_cache(maxsize=8192)
+def _day_seconds(day: str) -> int:
+    return (dt.date.fromisoformat(day) - _EPOCH).days * 86_400
+
+
+@lru_cache(maxsize=8192)
+def _day_text(days: int) -> str:
+    return (_EPOCH + dt.timedelta(days=days)).isoformat()
 
 
 def parse_options(body: bytes, query: list[tuple[str, str]]) -> ExportRequest:

@@ -24,6 +24,7 @@ from callhistory.db.tables import (
     LONG_CALL_TIERS,
     call_log_erasures,
     call_logs,
+    change_counters,
     long_calls,
     service_state,
     unindexed_duration,
@@ -438,39 +439,28 @@ _UNSEQUENCED = (
     .order_by(c.id)
     .limit(_LIMIT)
 )
-_upserts = (
-    sa.select(
-        c.change_seq.label("seq"),
-        c.doc.label("doc"),
-        sa.cast(sa.null(), sa.BigInteger).label("erased_id"),
-        sa.cast(sa.null(), sa.String).label("source_id"),
-        sa.cast(sa.null(), sa.BigInteger).label("erased_at"),
+_UPSERTS = (
+    sa.select(c.change_seq, c.doc)
+    .where(
+        c.tenant_id == _TENANT,
+        c.change_seq.isnot(None),
+        c.change_seq > _POSITION,
+        c.change_seq <= sa.bindparam("upto", type_=sa.BigInteger),
     )
-    .where(c.tenant_id == _TENANT, c.change_seq.isnot(None), c.change_seq > _POSITION)
     .order_by(c.change_seq)
     .limit(_LIMIT)
-    .subquery()
 )
-_erasures = (
-    sa.select(
-        _E.change_seq.label("seq"),
-        sa.cast(sa.null(), sa.LargeBinary).label("doc"),
-        _E.id.label("erased_id"),
-        _E.source_id.label("source_id"),
-        _E.erased_at.label("erased_at"),
+_ERASURES = (
+    sa.select(_E.change_seq, _E.id, _E.source_id, _E.erased_at)
+    .where(
+        _E.tenant_id == _TENANT,
+        _E.change_seq > _POSITION,
+        _E.change_seq <= sa.bindparam("upto", type_=sa.BigInteger),
     )
-    .where(_E.tenant_id == _TENANT, _E.change_seq > _POSITION)
     .order_by(_E.change_seq)
     .limit(_LIMIT)
-    .subquery()
 )
-# Both kinds of change in one statement, so one snapshot: two would let a change committed in
-# between be passed over.
-_SEQUENCED = (
-    sa.union_all(sa.select(*_upserts.c), sa.select(*_erasures.c))
-    .order_by(sa.literal_column("seq"))
-    .limit(_LIMIT)
-)
+_HORIZON = sa.select(change_counters.c.last_seq).where(change_counters.c.tenant_id == _TENANT)
 
 
 async def unsequenced_changes(
@@ -481,13 +471,27 @@ async def unsequenced_changes(
     return await fetch(conn, _UNSEQUENCED, params)
 
 
-async def sequenced_changes(
-    conn: AsyncConnection, *, tenant_id: int, after_seq: int, limit: int
+async def change_horizon(conn: AsyncConnection, *, tenant_id: int) -> int:
+    """The tenant's last change number: every change up to it has committed (numbers are
+    taken under a lock held to the commit), so a reader may pass it without missing one."""
+    rows = await fetch(conn, _HORIZON, {"tenant_id": tenant_id})
+    return int(rows[0][0]) if rows else 0
+
+
+async def upserts_between(
+    conn: AsyncConnection, *, tenant_id: int, after: int, upto: int, limit: int
 ) -> Sequence[Sequence[Any]]:
-    """(change number, document, erased id, source id, erased at) of the tenant's changes past
-    ``after_seq`` in order: a document for a call written, the rest for a call erased."""
-    params = {"tenant_id": tenant_id, "position": after_seq, "limit": limit}
-    return await fetch(conn, _SEQUENCED, params)
+    """(change number, document) of the calls last written with a number in (after, upto]."""
+    params = {"tenant_id": tenant_id, "position": after, "upto": upto, "limit": limit}
+    return await fetch(conn, _UPSERTS, params)
+
+
+async def erasures_between(
+    conn: AsyncConnection, *, tenant_id: int, after: int, upto: int, limit: int
+) -> Sequence[Sequence[Any]]:
+    """(change number, id, source id, erased at) of the erasures numbered in (after, upto]."""
+    params = {"tenant_id": tenant_id, "position": after, "upto": upto, "limit": limit}
+    return await fetch(conn, _ERASURES, params)
 
 
 _PURGED = sa.select(service_state.c.value).where(service_state.c.name == "purged_before")

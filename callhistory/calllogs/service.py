@@ -135,13 +135,18 @@ async def list_changes(
             sequenced, position = True, 0
     left = request.limit - len(changes)
     if sequenced and left > 0:
-        for seq, doc, erased_id, source_id, erased_at in await repository.sequenced_changes(
-            conn, tenant_id=tenant_id, after_seq=position, limit=left
-        ):
-            position = int(seq)
-            if doc is not None:
-                changes.append(_upsert(doc))
+        # Read up to the horizon taken first: whatever these reads' snapshots, every change
+        # numbered up to it has committed, and one numbered past it comes on a later page.
+        horizon = await repository.change_horizon(conn, tenant_id=tenant_id)
+        bounds = {"tenant_id": tenant_id, "after": position, "upto": horizon, "limit": left}
+        upserts = await repository.upserts_between(conn, **bounds)
+        erasures = await repository.erasures_between(conn, **bounds)
+        merged = sorted([*upserts, *erasures], key=lambda row: int(row[0]))[:left]
+        for row in merged:
+            if len(row) == 2:
+                changes.append(_upsert(row[1]))
             else:
+                _, erased_id, source_id, erased_at = row
                 changes.append(
                     CallLogChange(
                         type="delete",
@@ -150,6 +155,7 @@ async def list_changes(
                         deleted_at=format_micros(int(erased_at)),
                     )
                 )
+        position = int(merged[-1][0]) if len(merged) == left else max(position, horizon)
     next_token = ChangeToken(
         version=1, sequenced=sequenced, position=position, purged_before=purged
     )
