@@ -6,6 +6,8 @@ from callhistory.calllogs import service
 from callhistory.calllogs.schemas import (
     CallLog,
     GetCallLogRequest,
+    GetCallStatsRequest,
+    GetCallStatsResponse,
     ListCallLogChangesRequest,
     ListCallLogChangesResponse,
     ListCallLogsRequest,
@@ -40,3 +42,10 @@ async def ListCallLogChanges(
     return await service.list_changes(
         ctx.read, principal=ctx.principal, request=request, secret=ctx.cursor_secret
     )
+
+
+@methods.rpc(scope=Scope.READ)
+async def GetCallStats(ctx: Context, request: GetCallStatsRequest) -> GetCallStatsResponse:
+    """Calls of a ListCallLogs filter counted by one or two dimensions: answered, missed,
+    abandoned, time to answer, talk time."""
+    return await service.get_call_stats(ctx.read, principal=ctx.principal, request=request)

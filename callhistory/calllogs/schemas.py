@@ -130,3 +130,43 @@ class CallLogChange(msgspec.Struct, kw_only=True, omit_defaults=True):
 class ListCallLogChangesResponse(msgspec.Struct, kw_only=True):
     changes: list[CallLogChange]
     next: str
+
+
+GroupBy = Literal[
+    "day", "hour", "weekday", "extension", "user", "department", "hotline", "direction"
+]
+
+
+class GetCallStatsRequest(Request):
+    group_by: Annotated[
+        list[GroupBy],
+        Meta(
+            min_length=1,
+            max_length=2,
+            description="day (YYYY-MM-DD), hour (00-23) and weekday (1 = Monday) in the "
+            "tenant's time zone; extension, user, department, hotline (their ids, "
+            '"" for calls without one); direction',
+        ),
+    ]
+    filter: CallLogFilter | None = None
+
+
+class CallStatsBucket(msgspec.Struct, kw_only=True):
+    """One bucket: ``key`` has one entry per ``group_by`` item. Times in seconds."""
+
+    key: dict[str, str]
+    calls: int
+    answered: int
+    missed: int  # inbound and not answered
+    answer_rate: float  # answered / calls (0 without calls)
+    abandoned: int  # inbound, not answered, the caller hung up while a phone rang
+    avg_time_to_answer: float | None  # first ring to first answer, over answered calls
+    p90_time_to_answer: float | None
+    talk_time: int
+    avg_talk_time: float  # over answered calls (0 without)
+
+
+class GetCallStatsResponse(msgspec.Struct, kw_only=True):
+    group_by: list[GroupBy]
+    timezone: str
+    buckets: list[CallStatsBucket]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.calllogs import repository
+from callhistory.calllogs import repository, stats
 from callhistory.calllogs.query import CallLogQuery, parse_filter, parse_request
 from callhistory.calllogs.schemas import (
     CallLog,
     CallLogChange,
     CallLogFilter,
     GetCallLogRequest,
+    GetCallStatsRequest,
+    GetCallStatsResponse,
     ListCallLogChangesRequest,
     ListCallLogChangesResponse,
     ListCallLogsRequest,
@@ -24,7 +28,7 @@ from callhistory.directory import service as directory
 from callhistory.kit import ids
 from callhistory.kit.errors import InvalidArgument, NotFound
 from callhistory.kit.paging import ChangeToken, ChangeTokenCodec, CursorCodec, Key, paginate
-from callhistory.kit.times import format_micros
+from callhistory.kit.times import format_micros, zone
 from callhistory.principal import Principal
 
 _encoder = msgspec.json.Encoder()
@@ -202,3 +206,44 @@ async def export_chunk(
     )
     last = (int(rows[-1][0]), int(rows[-1][1])) if len(rows) == limit else None
     return [bytes(doc) for _, _, doc in rows], last
+
+
+_STATS_CHUNK = 2000
+
+
+async def get_call_stats(
+    conn: AsyncConnection, *, principal: Principal, request: GetCallStatsRequest
+) -> GetCallStatsResponse:
+    """The calls of the filter counted by ``group_by``: one pass over them, as an export reads
+    them (a first step: its time grows with the number of calls; see docs/stats.md)."""
+    local = zone(principal.timezone)
+    query = await export_query(conn, principal=principal, filter=request.filter)
+    days = None
+    if query.date_from is not None and query.date_to is not None:
+        days = (_local_date(query.date_from, local), _local_date(query.date_to, local))
+        if "day" in request.group_by and (days[1] - days[0]).days >= stats.MAX_BUCKETS:
+            raise InvalidArgument(
+                "group_by", f"more than {stats.MAX_BUCKETS} days: narrow the dates"
+            )
+    departments = (
+        await directory.user_departments(conn, tenant_id=principal.tenant_id)
+        if "department" in request.group_by
+        else {}
+    )
+    counter = stats.Counter(request.group_by, zone=local, departments=departments)
+    after: Key | None = None
+    while True:
+        docs, after = await export_chunk(
+            conn, principal=principal, query=query, after=after, limit=_STATS_CHUNK
+        )
+        counter.add(stats.calls_decoder.decode(b"[" + b",".join(docs) + b"]"))
+        if after is None:
+            break
+        await asyncio.sleep(0)  # let other requests in between chunks
+    return GetCallStatsResponse(
+        group_by=request.group_by, timezone=principal.timezone, buckets=counter.buckets(days)
+    )
+
+
+def _local_date(micros: int, local: dt.tzinfo) -> dt.date:
+    return dt.datetime.fromtimestamp(micros / 1_000_000, tz=local).date()

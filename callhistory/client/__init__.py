@@ -24,6 +24,7 @@ import msgspec
 from callhistory.calllogs.schemas import (
     CallLog,
     CallLogChange,
+    GetCallStatsResponse,
     ListCallLogChangesResponse,
     ListCallLogsResponse,
 )
@@ -68,6 +69,7 @@ _SAFE_TO_REPEAT = frozenset(
     {
         "ListCallLogs",
         "GetCallLog",
+        "GetCallStats",
         "ListCallLogChanges",
         "DeleteCallLogs",
         "GetHotlines",
@@ -330,6 +332,12 @@ class Client(_Base):
         ``external_session_id``; :class:`NotFoundError` if the tenant has none."""
         return self.call("GetCallLog", name, CallLog)
 
+    def get_call_stats(self, group_by: Sequence[str], **filters: Any) -> GetCallStatsResponse:
+        """Calls counted by one or two of day, hour, weekday, extension, user, department,
+        hotline, direction (ListCallLogs' filters as keywords; docs/stats.md)."""
+        body = {"group_by": list(group_by), "filter": _filters(filters)}
+        return self.call("GetCallStats", body, GetCallStatsResponse)
+
     def changes(self, since: str = "", *, limit: int = 1000) -> ChangeFeed:
         """What changed since the token ``since`` ("" = everything), in commit order: iterate
         until caught up, then store ``.token`` and come back with it (see docs/client.md)."""
@@ -482,6 +490,11 @@ class AsyncClient(_Base):
     async def get_call_log(self, **name: Any) -> CallLog:
         """One call log (see :meth:`Client.get_call_log`)."""
         return await self.call("GetCallLog", name, CallLog)
+
+    async def get_call_stats(self, group_by: Sequence[str], **filters: Any) -> GetCallStatsResponse:
+        """Calls counted into buckets (see :meth:`Client.get_call_stats`)."""
+        body = {"group_by": list(group_by), "filter": _filters(filters)}
+        return await self.call("GetCallStats", body, GetCallStatsResponse)
 
     def changes(self, since: str = "", *, limit: int = 1000) -> AsyncChangeFeed:
         """What changed since ``since`` (see :meth:`Client.changes`)."""

@@ -202,3 +202,14 @@ async def set_extension_password(
         .where(extensions.c.tenant_id == tenant_id, extensions.c.id == extension_id)
         .values(extension_password=value)
     )
+
+
+_USER_DEPARTMENTS = sa.select(users.c.id, users.c.department_id).where(
+    users.c.tenant_id == sa.bindparam("tenant_id"), users.c.department_id.isnot(None)
+)
+
+
+async def user_departments(conn: AsyncConnection, *, tenant_id: int) -> dict[int, int]:
+    """Each of the tenant's users' department (users without one are left out)."""
+    rows = await fetch(conn, _USER_DEPARTMENTS, {"tenant_id": tenant_id})
+    return {int(user): int(department) for user, department in rows}

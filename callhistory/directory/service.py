@@ -35,12 +35,14 @@ from callhistory.principal import Principal, Scope
 SORTS = ("-created_at", "created_at")
 
 # What other domains read of the directory: ingest attributes calls to extensions and
-# hotlines by number and checks the ids it is given; ListCallLogs filters by a department.
+# hotlines by number and checks the ids it is given; ListCallLogs filters by a department;
+# statistics group by department.
 ExtensionRef = repository.ExtensionRef
 department_members = repository.department_members
 extensions_by_number = repository.extensions_by_number
 hotlines_by_number = repository.hotlines_by_number
 existing_ids = repository.existing_ids
+user_departments = repository.user_departments
 T = TypeVar("T")
 
 
