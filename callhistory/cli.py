@@ -21,7 +21,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -800,3 +800,63 @@ def export(
         task = bar.add_task("calls", total=None)
         count = _run(database, run)
     err.print(f"exported {count} calls to {output}")
+
+
+@app.command()
+def stats(
+    tenant: TenantOption,
+    group_by: Annotated[
+        str,
+        typer.Option(
+            "--group-by",
+            help="One or two of day, hour, weekday, extension, user, department, hotline, "
+            "direction, comma-separated.",
+        ),
+    ],
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD).")] = "",
+    date_to: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD).")] = "",
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Call statistics of a tenant, as GetCallStats counts them (docs/stats.md)."""
+    from callhistory.calllogs import service as calllogs
+    from callhistory.calllogs.schemas import GetCallStatsRequest
+
+    tenant_id = _id_argument(tenant, "--tenant")
+    body = {
+        "group_by": [part.strip() for part in group_by.split(",") if part.strip()],
+        "filter": {"date_from": date_from, "date_to": date_to},
+    }
+    try:
+        request = msgspec.convert(body, GetCallStatsRequest)
+    except msgspec.ValidationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--group-by") from None
+
+    async def run(db: Store) -> Any:
+        async with unit_of_work(db, write=False) as work:
+            principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
+            return await calllogs.get_call_stats(work.read, principal=principal, request=request)
+
+    answer = _run(database, run)
+    if as_json:
+        typer.echo(msgspec.json.encode(answer).decode())
+        return
+    key_columns = [Column(name, no_wrap=True, min_width=10) for name in request.group_by]
+    table = Table(
+        *key_columns, "calls", "answered", "missed", "rate", "abandoned", "avg wait", "p90 wait",
+        "talk", box=None,
+    )  # fmt: skip
+    for bucket in answer.buckets:
+        table.add_row(
+            *(bucket.key[name] for name in request.group_by),
+            str(bucket.calls),
+            str(bucket.answered),
+            str(bucket.missed),
+            f"{bucket.answer_rate:.0%}",
+            str(bucket.abandoned),
+            "" if bucket.avg_time_to_answer is None else f"{bucket.avg_time_to_answer:.1f} s",
+            "" if bucket.p90_time_to_answer is None else f"{bucket.p90_time_to_answer:.1f} s",
+            f"{bucket.talk_time} s",
+        )
+    console.print(f"times in {answer.timezone}")
+    console.print(table)

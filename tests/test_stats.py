@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import math
 import random
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from typer.testing import CliRunner
 
+from callhistory.cli import app as cli_app
 from callhistory.client import Client
-from tests.harness import Api, Tenant, new_tenant
+from tests.harness import Api, Tenant, cli, new_tenant
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 START = dt.datetime(2025, 6, 1, 17, 0, tzinfo=dt.UTC)  # local midnight of June 2
@@ -229,3 +232,27 @@ def test_the_client_reads_stats(api: Api, tenant: Tenant) -> None:
         stats = client.get_call_stats(["weekday"], direction="in")
     monday = next(b for b in stats.buckets if b.key == {"weekday": "1"})
     assert (monday.calls, monday.missed, monday.answer_rate) == (1, 1, 0.0)
+
+
+def test_stats_from_the_command_line(api: Api, tenant: Tenant, database_url: str) -> None:
+    api.ingest(
+        tenant.ingest,
+        [{"source_id": "c1", "started_at": "2025-06-02T03:00:00Z", "direction": "in",
+          "call_state": "not_answered", "ended_at": "2025-06-02T03:01:00Z"}],
+    )  # fmt: skip
+    args = ["stats", "--tenant", tenant.id, "--group-by", "day,direction", "--from",
+            "2025-06-01", "--to", "2025-06-03", "--database", database_url]  # fmt: skip
+    answer = json.loads(cli(*args, "--json"))
+    assert answer == api.ok(
+        "GetCallStats",
+        {"group_by": ["day", "direction"],
+         "filter": {"date_from": "2025-06-01", "date_to": "2025-06-03"}},
+        tenant.read,
+    )  # fmt: skip
+    table = cli(*args)
+    assert "2025-06-02" in table and "0%" in table
+    refused = CliRunner().invoke(
+        cli_app,
+        ["stats", "--tenant", tenant.id, "--group-by", "minute", "--database", database_url],
+    )
+    assert refused.exit_code == 2
