@@ -265,7 +265,11 @@ def test_erasure_needs_an_admin_key_and_one_selector(api: Api, tenant: Tenant) -
     )  # fmt: skip
     assert both["meta"]["field"] == "number"
     api.error("DeleteCallLogs", {}, tenant.admin, 400, "invalid_argument")
-    api.error("DeleteCallLogs", {"number": "--"}, tenant.admin, 400, "invalid_argument")
+    for number in ("--", "abc", "+"):
+        no_digits = api.error(
+            "DeleteCallLogs", {"number": number}, tenant.admin, 400, "invalid_argument"
+        )
+        assert no_digits["meta"]["field"] == "number"
     bad = api.error("DeleteCallLogs", {"ids": ["1", "x"]}, tenant.admin, 400, "invalid_argument")
     assert bad["meta"]["field"] == "ids[1]"
 

@@ -576,3 +576,22 @@ def test_the_freeswitch_corpus_folder_imports_as_it_is(
     assert result.exit_code == 0, result.output
     assert f"imported {files - 1}, updated 0, unchanged 0, rejected 0" in result.output  # fs5+fs6
     assert len(calls(api, tenant)) == files - 1
+
+
+@pytest.mark.parametrize("name", every("asterisk", "*.csv"))
+def test_an_erased_call_stays_erased_when_its_file_is_imported_again(
+    api: Api, tenant: Tenant, database_url: str, name: str
+) -> None:
+    """The same Master.csv imported again after an erasure: the erased call is acknowledged
+    as unchanged in the report (not lost from it) and not stored again."""
+    assert import_csv(corpus(name), tenant, database_url).exit_code == 0
+    before = calls(api, tenant)
+    gone = before[0]["id"]
+    erase = ["erase", "--tenant", tenant.id, "--id", gone, "--database", database_url]
+    assert "erased 1 calls" in CliRunner().invoke(app, erase).output
+    again = import_csv(corpus(name), tenant, database_url)
+    assert again.exit_code == 0, again.output
+    assert f"imported 0, updated 0, unchanged {len(before)}, rejected 0" in again.output
+    assert sorted(c["id"] for c in calls(api, tenant)) == sorted(
+        c["id"] for c in before if c["id"] != gone
+    )

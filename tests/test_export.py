@@ -128,6 +128,8 @@ def test_filters_from_the_query_or_a_body(api: Api, tenant: Tenant) -> None:
 def test_bad_requests_are_errors_before_any_row(api: Api, tenant: Tenant) -> None:
     status, _, body = _export(api, tenant.read, "csv", date_from="yesterday")
     assert status == 400 and json.loads(body)["meta"]["field"] == "filter.date_from"
+    status, _, body = _export(api, tenant.read, "csv", bom="maybe")
+    assert status == 400 and json.loads(body)["meta"]["field"] == "bom"
     status, _, body = _export(api, tenant.read, "csv", colour="red")
     assert status == 400 and json.loads(body)["meta"]["field"] == "colour"
     status, _, body = _export(api, tenant.read, "xlsx")

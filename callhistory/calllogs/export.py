@@ -80,6 +80,7 @@ class _Call(msgspec.Struct):
 _calls = msgspec.json.Decoder(list[_Call])
 _request = msgspec.json.Decoder(ExportRequest)
 _LISTS = ("extension_ids", "hotline_ids")
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 async def jsonl(chunks: AsyncIterator[list[bytes]]) -> AsyncIterator[bytes]:
@@ -201,7 +202,9 @@ def parse_options(body: bytes, query: list[tuple[str, str]]) -> ExportRequest:
     options: dict[str, Any] = {}
     for name, value in query:
         if name == "bom":
-            options[name] = value.lower() in ("1", "true", "yes")
+            if value.lower() not in _BOOLEANS:
+                raise InvalidArgument(name, "must be true or false")
+            options[name] = _BOOLEANS[value.lower()]
         elif name == "times":
             options[name] = value
         elif name.startswith("duration."):

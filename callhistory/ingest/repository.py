@@ -53,8 +53,6 @@ async def legs_of(
 
 
 _SOURCE_CHUNK = 500
-# Stored calls by source id, a whole batch per statement (a short one repeats its last id), so
-# one statement serves every batch (see db.engine.fetch).
 _BY_SOURCE = sa.select(*(col for col in call_logs.columns if col.name != "doc")).where(
     logs.tenant_id == sa.bindparam("tenant_id"),
     logs.source_id.in_([sa.bindparam(f"source_{i}") for i in range(_SOURCE_CHUNK)]),
@@ -62,20 +60,32 @@ _BY_SOURCE = sa.select(*(col for col in call_logs.columns if col.name != "doc"))
 _BY_SOURCE_NAMES = tuple(col.name for col in call_logs.columns if col.name != "doc")
 
 
-async def find_by_source(
-    conn: AsyncConnection, *, tenant_id: int, source_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """Stored calls (every column but the document) of these PBX call ids, by source id."""
-    found: dict[str, dict[str, Any]] = {}
+async def _by_source(
+    conn: AsyncConnection,
+    statement: sa.Select[Any],
+    *,
+    tenant_id: int,
+    source_ids: Sequence[str],
+) -> list[Sequence[Any]]:
+    """The rows ``statement`` finds for these source ids, a whole batch per statement (a short
+    one repeats its last id), so one statement serves every batch (see db.engine.fetch)."""
+    rows: list[Sequence[Any]] = []
     for start in range(0, len(source_ids), _SOURCE_CHUNK):
         chunk = list(source_ids[start : start + _SOURCE_CHUNK])
         chunk += chunk[-1:] * (_SOURCE_CHUNK - len(chunk))
         params: dict[str, Any] = {f"source_{i}": v for i, v in enumerate(chunk)}
         params["tenant_id"] = tenant_id
-        for row in await fetch(conn, _BY_SOURCE, params):
-            stored = dict(zip(_BY_SOURCE_NAMES, row, strict=True))
-            found[stored["source_id"]] = stored
-    return found
+        rows += await fetch(conn, statement, params)
+    return rows
+
+
+async def find_by_source(
+    conn: AsyncConnection, *, tenant_id: int, source_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Stored calls (every column but the document) of these PBX call ids, by source id."""
+    rows = await _by_source(conn, _BY_SOURCE, tenant_id=tenant_id, source_ids=source_ids)
+    found = (dict(zip(_BY_SOURCE_NAMES, row, strict=True)) for row in rows)
+    return {stored["source_id"]: stored for stored in found}
 
 
 # Rows per INSERT (x 26 columns: well within both backends' 32,766 parameters).
@@ -208,14 +218,8 @@ async def erased_of(
     conn: AsyncConnection, *, tenant_id: int, source_ids: Sequence[str]
 ) -> dict[str, int]:
     """The ids of the erased calls among these source ids, by source id."""
-    found: dict[str, int] = {}
-    for start in range(0, len(source_ids), _SOURCE_CHUNK):
-        chunk = list(source_ids[start : start + _SOURCE_CHUNK])
-        chunk += chunk[-1:] * (_SOURCE_CHUNK - len(chunk))
-        params: dict[str, Any] = {f"source_{i}": v for i, v in enumerate(chunk)}
-        params["tenant_id"] = tenant_id
-        found.update({source_id: int(i) for source_id, i in await fetch(conn, _ERASED, params)})
-    return found
+    rows = await _by_source(conn, _ERASED, tenant_id=tenant_id, source_ids=source_ids)
+    return {str(source_id): int(call_id) for source_id, call_id in rows}
 
 
 async def calls_to_erase(

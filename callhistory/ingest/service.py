@@ -293,12 +293,16 @@ async def _prepare(
     return Batch(tenant_id, [row["source_id"] for row in rows], latest, new, now, inserts)
 
 
-async def _store_batch(conn: AsyncConnection, batch: Batch) -> list[Stored]:
+async def _store_batch(
+    conn: AsyncConnection, batch: Batch, *, erased: dict[str, int] | None = None
+) -> list[Stored]:
     """Under the tenant's ingest lock: store the batch, each call written with a new change
-    number, and say what became of each item. Calls the tenant erased are not stored again."""
-    erased = await repository.erased_of(
-        conn, tenant_id=batch.tenant_id, source_ids=list(batch.latest)
-    )
+    number, and say what became of each item. Calls the tenant erased (``erased``, looked up
+    here unless the caller did under the same lock) are not stored again."""
+    if erased is None:
+        erased = await repository.erased_of(
+            conn, tenant_id=batch.tenant_id, source_ids=list(batch.latest)
+        )
     latest, new, inserts = batch.latest, batch.new, batch.inserts
     if erased:
         latest = {k: v for k, v in latest.items() if k not in erased}
@@ -380,16 +384,17 @@ async def ingest_legs(work: Work, *, principal: Principal, legs: list[Leg]) -> l
     see the other's leg when the call is rebuilt (PostgreSQL; SQLite writers are serial)."""
     conn = await work.write()
     await repository.lock_for_ingest(conn, tenant_id=principal.tenant_id)
-    erased = await repository.erased_of(
-        conn, tenant_id=principal.tenant_id, source_ids=list({leg.call_id for leg in legs})
-    )
-    if erased:  # an erased call's legs hold its numbers too: not stored again
-        if all(leg.call_id in erased for leg in legs):
-            return [
-                Stored(id=str(erased[call_id]), source_id=call_id, outcome="erased")
-                for call_id in dict.fromkeys(leg.call_id for leg in legs)
-            ]
-        legs = [leg for leg in legs if leg.call_id not in erased]
+    call_ids = list(dict.fromkeys(leg.call_id for leg in legs))
+    erased = await repository.erased_of(conn, tenant_id=principal.tenant_id, source_ids=call_ids)
+    # An erased call's legs hold its numbers too: neither they nor the call are stored again.
+    legs = [leg for leg in legs if leg.call_id not in erased]
+    call_ids = [call_id for call_id in call_ids if call_id not in erased]
+    gone = [
+        Stored(id=str(call_id), source_id=source_id, outcome="erased")
+        for source_id, call_id in erased.items()
+    ]
+    if not call_ids:
+        return gone
     unique = {(leg.call_id, leg.leg_id): leg for leg in legs}
     await repository.upsert_legs(
         conn,
@@ -404,7 +409,6 @@ async def ingest_legs(work: Work, *, principal: Principal, legs: list[Leg]) -> l
             for leg in unique.values()
         ],
     )
-    call_ids = list(dict.fromkeys(leg.call_id for leg in legs))
     stored = await repository.legs_of(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
     known = await known_numbers(conn, tenant_id=principal.tenant_id)
     numbers = Directory(extensions=known.extensions, hotlines=known.hotlines)
@@ -418,7 +422,7 @@ async def ingest_legs(work: Work, *, principal: Principal, legs: list[Leg]) -> l
         for i, call_id in enumerate(call_ids)
     ]
     batch = await _prepare(conn, principal=principal, items=items, field="call_logs", known=known)
-    return await _store_batch(conn, batch)
+    return [*await _store_batch(conn, batch, erased={}), *gone]
 
 
 def _expand(legs: list[Leg]) -> list[Leg]:
@@ -494,8 +498,8 @@ async def erase_call_logs(
     callee in any written form, and their PBX legs; how many. Each becomes a deletion in the
     change feed, and the same CDR delivered again is not stored again."""
     wanted = normalize(number) if number else ""
-    if number and not wanted:
-        raise InvalidArgument("number", "has no digits")
+    if number and not any(ch.isdigit() for ch in wanted):
+        raise InvalidArgument("number", "must be a phone number (it has no digits)")
     if dry_run:
         conn = work.read
     else:
