@@ -476,7 +476,7 @@ def feed_pages(base: str, big: TenantInfo, secret: bytes) -> dict[str, float]:
     reader catching up pays per page (p50 / p99 over REQUESTS pages, each from its own token,
     so the pages walk forward as a reader's would)."""
     codec = ChangeTokenCodec(secret=secret, tenant_id=big.id)
-    token = codec.encode(ChangeToken(version=1, sequenced=True, position=DEPTH, purged_before=0))
+    token = codec.encode(ChangeToken(sequenced=True, position=DEPTH, purged_before=0))
     headers = {"Authorization": f"Bearer {big.key}", "Content-Type": "application/json"}
     client = Client(base, "/v1/shop.Etelecom/ListCallLogChanges", headers)
     samples: list[float] = []

@@ -17,23 +17,11 @@ import httpx
 from typer.testing import CliRunner
 
 from callhistory.cli import app as cli_app
-from tests.fixtures.freeswitch import a_leg
 from tests.harness import Api, ServerThread, Tenant, cli, new_tenant, start_serve
-from tests.test_ingest_freeswitch import T0, S, post, uid
+from tests.test_ingest import call
+from tests.test_ingest_freeswitch import missed_call, post
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def call(source_id: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "source_id": source_id,
-        "started_at": "2025-05-01T09:00:00+07:00",
-        "ended_at": "2025-05-01T09:02:10+07:00",
-        "caller": "0912345678",
-        "callee": "19006868",
-        "direction": "in",
-        **fields,
-    }
 
 
 def listed(api: Api, tenant: Tenant) -> dict[str, dict[str, Any]]:
@@ -275,10 +263,7 @@ def test_erasure_needs_an_admin_key_and_one_selector(api: Api, tenant: Tenant) -
 
 
 def test_erased_freeswitch_cdrs_are_not_stored_again(api: Api, tenant: Tenant) -> None:
-    doc = a_leg(
-        uuid=uid(), caller="0977000111", destination="19006868", start=T0, answer=0,
-        end=T0 + S, cause="NO_ANSWER", b_legs=[], domain="",
-    )  # fmt: skip
+    doc = missed_call(caller="0977000111")
     first = post(api, tenant.ingest, doc)
     assert first.status_code == 200, first.text
     by_id = api.ok("DeleteCallLogs", {"ids": [first.json()["id"]]}, tenant.admin)

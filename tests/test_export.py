@@ -14,7 +14,8 @@ import pytest
 
 from callhistory.client import AsyncClient, Client, InvalidArgumentError
 from tests.harness import Api, Tenant, cli, new_tenant
-from tests.test_changes import call, listed
+from tests.test_changes import listed
+from tests.test_ingest import call
 
 COLUMNS = [
     "id",

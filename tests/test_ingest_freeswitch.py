@@ -25,6 +25,23 @@ def uid() -> str:
     return f"5a3a1d91-90d3-4db4-af5c-{next(_ids):012d}"
 
 
+def missed_call(
+    *, caller: str = "0912345678", destination: str = "19006868", domain: str = ""
+) -> dict[str, Any]:
+    """An A-leg CDR of an inbound call nobody answered, with a new uuid."""
+    return a_leg(
+        uuid=uid(),
+        caller=caller,
+        destination=destination,
+        start=T0,
+        answer=0,
+        end=T0 + S,
+        cause="NO_ANSWER",
+        b_legs=[],
+        domain=domain,
+    )
+
+
 def iso(micros: int) -> str:
     import datetime as dt
 
@@ -419,16 +436,7 @@ def test_form_encoded_posts(api: Api, tenant: Tenant, form: str) -> None:
 
 
 def test_bad_posts_get_a_clear_4xx(api: Api, tenant: Tenant, database_url: str) -> None:
-    doc = a_leg(
-        uuid=uid(),
-        caller="0912345678",
-        destination="19006868",
-        start=T0,
-        answer=0,
-        end=T0 + S,
-        cause="NO_ANSWER",
-        b_legs=[],
-    )
+    doc = missed_call()
     headers = {
         "Content-Type": "application/json",
         "Authorization": "Basic " + base64.b64encode(f"x:{tenant.ingest}".encode()).decode(),
@@ -450,17 +458,7 @@ def test_bad_posts_get_a_clear_4xx(api: Api, tenant: Tenant, database_url: str) 
     )
     their_domain = f"t{secrets.token_hex(4)}.example.vn"
     new_tenant(database_url, domain=their_domain)
-    foreign = a_leg(
-        uuid=uid(),
-        caller="0912345678",
-        destination="19006868",
-        start=T0,
-        answer=0,
-        end=T0 + S,
-        cause="NO_ANSWER",
-        b_legs=[],
-        domain=their_domain,
-    )
+    foreign = missed_call(domain=their_domain)
     assert post(api, tenant.ingest, foreign).status_code == 403
     assert calls(api, tenant) == []
 

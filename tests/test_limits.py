@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 from callhistory.kit.config import Settings
-from tests.fixtures.freeswitch import a_leg
 from tests.harness import Api, ServerThread, Tenant, cli_json, new_tenant, run_sql
-from tests.test_ingest_freeswitch import T0, S, post, uid
+from tests.test_ingest_freeswitch import missed_call, post
 from tests.test_pbx_accounts import _pbx
 
 
@@ -95,30 +94,17 @@ def test_freeswitch_posts_are_rate_limited_per_pbx_and_per_key(
     )
     name, secret = _pbx(database_url, tenant)
 
-    def cdr() -> dict[str, Any]:
-        return a_leg(
-            uuid=uid(),
-            caller="0912345678",
-            destination="19006868",
-            start=T0,
-            answer=0,
-            end=T0 + S,
-            cause="NO_ANSWER",
-            b_legs=[],
-            domain="",
-        )
-
     with ServerThread(settings) as running:
         api = Api(running.base_url)
         try:
             for _ in range(2):
-                assert post(api, secret, cdr(), user=name).status_code == 200
-            limited = post(api, secret, cdr(), user=name)
+                assert post(api, secret, missed_call(), user=name).status_code == 200
+            limited = post(api, secret, missed_call(), user=name)
             assert limited.status_code == 429, limited.text
             assert limited.json()["code"] == "resource_exhausted"
             assert int(limited.headers["retry-after"]) >= 1
             for _ in range(2):  # the tenant's ingest key is another bucket
-                assert post(api, tenant.ingest, cdr()).status_code == 200
-            assert post(api, tenant.ingest, cdr()).status_code == 429
+                assert post(api, tenant.ingest, missed_call()).status_code == 200
+            assert post(api, tenant.ingest, missed_call()).status_code == 429
         finally:
             api.close()

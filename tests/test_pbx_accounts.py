@@ -11,9 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from callhistory.cli import app
-from tests.fixtures.freeswitch import a_leg
 from tests.harness import Api, Tenant, cli, cli_json, new_tenant
-from tests.test_ingest_freeswitch import T0, S, calls, post, uid
+from tests.test_ingest_freeswitch import calls, missed_call, post
 
 
 def _number() -> str:
@@ -21,17 +20,7 @@ def _number() -> str:
 
 
 def _cdr(*, destination: str, domain: str) -> dict[str, Any]:
-    return a_leg(
-        uuid=uid(),
-        caller="0912345678",
-        destination=destination,
-        start=T0,
-        answer=0,
-        end=T0 + S,
-        cause="NO_ANSWER",
-        b_legs=[],
-        domain=domain,
-    )
+    return missed_call(destination=destination, domain=domain)
 
 
 def _pbx(database_url: str, *tenants: Tenant) -> tuple[str, str]:

@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 from collections.abc import AsyncIterator, Callable
-from functools import lru_cache
 from typing import Any, Literal
 
 import msgspec
@@ -15,6 +14,7 @@ import msgspec
 from callhistory.calllogs.schemas import CallLogFilter
 from callhistory.kit.errors import InvalidArgument, decode_error
 from callhistory.kit.schemas import Request as RequestBase
+from callhistory.kit.times import by_local_hour
 
 CHUNK = 1000
 COLUMNS = (
@@ -142,52 +142,19 @@ def _utc_time(text: str | None) -> str:
 
 
 def _local_time(local: dt.tzinfo) -> Callable[[str | None], str]:
-    """Stored UTC times (RFC 3339) as the tenant's wall-clock time, ``YYYY-MM-DD HH:MM:SS``
-    (spreadsheets read it as a date): converted once per hour of UTC and cached, since a whole
-    tenant's export formats millions of times."""
-
-    @lru_cache(maxsize=65_536)
-    def offset(hour: int) -> int:
-        at = dt.datetime.fromtimestamp(hour * 3600, tz=local).utcoffset()
-        return int(at.total_seconds()) if at is not None else 0
-
-    @lru_cache(maxsize=65_536)
-    def hour(head: str) -> str | None:
-        """``YYYY-MM-DDTHH`` of UTC as the local ``YYYY-MM-DD HH``; None where the offset is
-        not a whole number of hours (then minutes move too)."""
-        seconds = _day_seconds(head[:10]) + int(head[11:13]) * 3600
-        shift = offset(seconds // 3600)
-        if shift % 3600:
-            return None
-        days, rest = divmod(seconds + shift, 86_400)
-        return f"{_day_text(days)} {rest // 3600:02d}"
+    """Stored UTC times as the tenant's wall-clock time, ``YYYY-MM-DD HH:MM:SS`` (spreadsheets
+    read it as a date)."""
+    hour = by_local_hour(local, lambda at: f"{at:%Y-%m-%d %H}")
 
     def when(text: str | None) -> str:
         if not text:
             return ""
-        local_hour = hour(text[:13])
-        if local_hour is not None:
-            return local_hour + text[13:19]
-        seconds = _day_seconds(text[:10]) + int(text[11:13]) * 3600 + int(text[14:16]) * 60
-        seconds += int(text[17:19])
-        seconds += offset(seconds // 3600)
-        days, rest = divmod(seconds, 86_400)
-        return f"{_day_text(days)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+        prefix = hour(text)
+        if prefix is not None:
+            return prefix + text[13:19]
+        return f"{dt.datetime.fromisoformat(text).astimezone(local):%Y-%m-%d %H:%M:%S}"
 
     return when
-
-
-_EPOCH = dt.date(1970, 1, 1)
-
-
-@lru_cache(maxsize=8192)
-def _day_seconds(day: str) -> int:
-    return (dt.date.fromisoformat(day) - _EPOCH).days * 86_400
-
-
-@lru_cache(maxsize=8192)
-def _day_text(days: int) -> str:
-    return (_EPOCH + dt.timedelta(days=days)).isoformat()
 
 
 def parse_options(body: bytes, query: list[tuple[str, str]]) -> ExportRequest:

@@ -43,11 +43,7 @@ async def list_call_logs(
     codec = CursorCodec(
         secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=_encoder.encode(query)
     )
-    if query.department_id is not None:
-        members = await directory.department_members(
-            conn, tenant_id=tenant_id, department_id=query.department_id
-        )
-        query = msgspec.structs.replace(query, members=members)
+    query = await _with_members(conn, tenant_id=tenant_id, query=query)
 
     async def fetch(
         key: Key | None, forward: bool, limit: int, inclusive: bool
@@ -122,7 +118,7 @@ async def list_changes(
     token = (
         codec.decode(request.since, "since")
         if request.since
-        else ChangeToken(version=1, sequenced=False, position=0, purged_before=purged)
+        else ChangeToken(sequenced=False, position=0, purged_before=purged)
     )
     changes: list[CallLogChange] = []
     if token.purged_before < purged:
@@ -160,9 +156,7 @@ async def list_changes(
                     )
                 )
         position = int(merged[-1][0]) if len(merged) == left else max(position, horizon)
-    next_token = ChangeToken(
-        version=1, sequenced=sequenced, position=position, purged_before=purged
-    )
+    next_token = ChangeToken(sequenced=sequenced, position=position, purged_before=purged)
     return ListCallLogChangesResponse(changes=changes, next=codec.encode(next_token))
 
 
@@ -175,12 +169,19 @@ async def export_query(
 ) -> CallLogQuery:
     """An export's filter, validated as ListCallLogs validates it (errors name ``filter.…``)."""
     query = parse_filter(filter, timezone=principal.timezone)
-    if query.department_id is not None:
-        members = await directory.department_members(
-            conn, tenant_id=principal.tenant_id, department_id=query.department_id
-        )
-        query = msgspec.structs.replace(query, members=members)
-    return query
+    return await _with_members(conn, tenant_id=principal.tenant_id, query=query)
+
+
+async def _with_members(
+    conn: AsyncConnection, *, tenant_id: int, query: CallLogQuery
+) -> CallLogQuery:
+    """The query with its department's users (the department filter reads calls by user)."""
+    if query.department_id is None:
+        return query
+    members = await directory.department_members(
+        conn, tenant_id=tenant_id, department_id=query.department_id
+    )
+    return msgspec.structs.replace(query, members=members)
 
 
 async def export_chunk(

@@ -9,12 +9,12 @@ import itertools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import msgspec
 
 from callhistory.calllogs.schemas import CallStatsBucket, GroupBy
 from callhistory.kit.errors import InvalidArgument
+from callhistory.kit.times import by_local_hour
 
 MAX_BUCKETS = 1000
 CALENDAR = ("day", "hour", "weekday")
@@ -166,27 +166,17 @@ def _too_many() -> InvalidArgument:
 
 
 def _local_clock(zone: dt.tzinfo) -> Callable[[str], tuple[str, str, str]]:
-    """A UTC time (RFC 3339) as the tenant's local (day, hour, ISO weekday), computed once per
-    hour of UTC."""
+    """A stored UTC time as the tenant's local (day, hour, ISO weekday)."""
 
-    @lru_cache(maxsize=65_536)
-    def hour(head: str) -> tuple[str, str, str]:
-        at = dt.datetime.fromisoformat(head + ":00:00+00:00").astimezone(zone)
+    def parts(at: dt.datetime) -> tuple[str, str, str]:
         return at.date().isoformat(), f"{at.hour:02d}", str(at.isoweekday())
 
+    hour = by_local_hour(zone, parts)
+
     def local(text: str) -> tuple[str, str, str]:
-        head = text[:13]
-        return hour(head) if _whole_hours(zone, head) else _exact(zone, text)
+        found = hour(text)
+        return (
+            found if found is not None else parts(dt.datetime.fromisoformat(text).astimezone(zone))
+        )
 
     return local
-
-
-@lru_cache(maxsize=65_536)
-def _whole_hours(zone: dt.tzinfo, head: str) -> bool:
-    offset = dt.datetime.fromisoformat(head + ":00:00+00:00").astimezone(zone).utcoffset()
-    return offset is not None and offset.total_seconds() % 3600 == 0
-
-
-def _exact(zone: dt.tzinfo, text: str) -> tuple[str, str, str]:
-    at = dt.datetime.fromisoformat(text).astimezone(zone)
-    return at.date().isoformat(), f"{at.hour:02d}", str(at.isoweekday())

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Hashable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import msgspec
 import sqlalchemy as sa
@@ -59,7 +59,6 @@ _RETRYABLE = (
 # PostgreSQL SQLSTATEs: connection errors, query cancelled (statement timeout), shutdown, too many
 # connections, serialization failure and deadlock, lock not available.
 _RETRYABLE_STATES = ("08", "57014", "57P", "53300", "40001", "40P01", "55P03")
-T = TypeVar("T")
 # Bodies up to this size are read before the key is checked (a stranger's costs at most this
 # much memory a connection); larger ones only after.
 EARLY_BODY_BYTES = 16 * 1024
@@ -132,18 +131,13 @@ class Admission:
         self._recording: set[asyncio.Task[None]] = set()
         self._recorded: dict[int, int] = {}  # key id → until when its use is recorded
 
-    async def authenticate(
-        self,
-        request: Request,
-        check: Callable[[AsyncConnection], Awaitable[T]],
-        conn: AsyncConnection,
-    ) -> T:
-        """Run ``check`` (credentials → caller) on ``conn``; a failure counts against the
-        client's address."""
+    async def authenticate(self, request: Request, entry: Entry, conn: AsyncConnection) -> Caller:
+        """The entry's caller, its credentials checked on ``conn``; a failure counts against
+        the client's address."""
         address = client_address(request)
         self._throttle.check(address)
         try:
-            return await check(conn)
+            return await entry.authenticate(conn, request)
         except Unauthenticated:
             self._throttle.failed(address)
             raise
@@ -228,9 +222,7 @@ class Pipeline:
         small = reads_body_early(request.scope)
         body = await read_body(request, entry.body_limit) if small else None
         async with unit_of_work(self._db, write=entry.write) as work:
-            caller = await self._admission.authenticate(
-                request, lambda conn: entry.authenticate(conn, request), work.read
-            )
+            caller = await self._admission.authenticate(request, entry, work.read)
             who = self._admission.admit(request, caller)
             if body is not None and await self._admission.try_enter(who):
                 try:

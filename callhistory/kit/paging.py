@@ -59,6 +59,27 @@ def parse_paging(
     return PageRequest(after=raw.after, before=raw.before, limit=limit, sort=sort)
 
 
+def _seal(secret: bytes, context: bytes, payload: bytes) -> str:
+    """``payload`` with its MAC (bound to ``context``: the tenant, and what the text is for),
+    as URL-safe text."""
+    mac = hmac.new(secret, context + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    return base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
+
+
+def _unseal(secret: bytes, context: bytes, text: str, field: str, what: str) -> bytes:
+    """The payload of a text ``_seal`` made with this secret and context, else
+    ``invalid_argument`` naming ``field``."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        raise InvalidArgument(field, f"is not a {what} of this API") from None
+    payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+    expected = hmac.new(secret, context + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
+        raise InvalidArgument(field, f"is not a valid {what} (altered, or of another tenant)")
+    return payload
+
+
 class _Cursor(msgspec.Struct, array_like=True, frozen=True):
     version: int
     forward: bool
@@ -81,23 +102,13 @@ class CursorCodec:
         self._sort = sort
         self._filter_hash = hashlib.blake2b(filter_key, digest_size=8).hexdigest()
 
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, self._tenant + payload, hashlib.sha256).digest()[:_MAC_BYTES]
-
     def encode(self, key: Key, *, forward: bool) -> str:
         cursor = _Cursor(_VERSION, forward, self._sort, self._filter_hash, key[0], key[1])
-        payload = _encoder.encode(cursor)
-        return base64.urlsafe_b64encode(payload + self._mac(payload)).rstrip(b"=").decode()
+        return _seal(self._secret, self._tenant, _encoder.encode(cursor))
 
     def decode(self, text: str, field: str) -> tuple[Key, bool]:
         """The position and direction of a cursor, or ``invalid_argument`` naming ``field``."""
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except ValueError:
-            raise InvalidArgument(field, "is not a cursor of this API") from None
-        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
-            raise InvalidArgument(field, "is not a valid cursor (altered, or of another tenant)")
+        payload = _unseal(self._secret, self._tenant, text, field, "cursor")
         try:
             cursor = _decoder.decode(payload)
         except msgspec.DecodeError:
@@ -171,15 +182,15 @@ async def paginate(
     return Page(rows=rows, paging=paging)
 
 
-class ChangeToken(msgspec.Struct, array_like=True, frozen=True):
+class ChangeToken(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     """Where a reader of the change feed stands: ``sequenced`` False while it reads the calls
     stored before the feed existed (by id), then True (by change number); ``position`` the last
     id or number it has; ``purged_before`` the retention cutoff it has been told of."""
 
-    version: int
     sequenced: bool
     position: int
     purged_before: int
+    version: int = _VERSION
 
 
 _token_decoder = msgspec.json.Decoder(ChangeToken)
@@ -190,26 +201,14 @@ class ChangeTokenCodec:
     the database's own, so they survive restarts and migrations."""
 
     def __init__(self, *, secret: bytes, tenant_id: int) -> None:
-        self._key = secret
-        self._tenant = b"changes" + tenant_id.to_bytes(8, "big")
-
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, self._tenant + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        self._secret = secret
+        self._context = b"changes" + tenant_id.to_bytes(8, "big")
 
     def encode(self, token: ChangeToken) -> str:
-        payload = _encoder.encode(token)
-        return base64.urlsafe_b64encode(payload + self._mac(payload)).rstrip(b"=").decode()
+        return _seal(self._secret, self._context, _encoder.encode(token))
 
     def decode(self, text: str, field: str) -> ChangeToken:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except ValueError:
-            raise InvalidArgument(field, "is not a change token of this API") from None
-        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
-            raise InvalidArgument(
-                field, "is not a valid change token (altered, or of another tenant)"
-            )
+        payload = _unseal(self._secret, self._context, text, field, "change token")
         try:
             token = _token_decoder.decode(payload)
         except msgspec.DecodeError:

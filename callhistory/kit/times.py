@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callhistory.kit.errors import InvalidArgument
@@ -126,3 +128,21 @@ def _checked(micros: int, field: str) -> int:
     if not MIN_MICROS <= micros <= MAX_MICROS:
         raise InvalidArgument(field, "is out of range (1970..9999)")
     return micros
+
+
+T = TypeVar("T")
+
+
+def by_local_hour(zone: dt.tzinfo, render: Callable[[dt.datetime], T]) -> Callable[[str], T | None]:
+    """For an RFC 3339 UTC time as stored documents write it: ``render`` of the local time
+    at the start of its UTC hour, made once per hour and cached (an export or statistics
+    convert millions of times); None where the zone's offset then is not a whole number of
+    hours (the minutes move too: convert that time itself)."""
+
+    @lru_cache(maxsize=65_536)
+    def hour(head: str) -> T | None:
+        at = dt.datetime.fromisoformat(head + ":00:00+00:00").astimezone(zone)
+        offset = at.utcoffset()
+        return render(at) if offset is not None and not offset.total_seconds() % 3600 else None
+
+    return lambda text: hour(text[:13])
