@@ -156,14 +156,24 @@ def _id_argument(value: str, name: str) -> int:
 def serve(
     database: Database = DEFAULT_DATABASE_URL,
     host: Annotated[
-        str, typer.Option(envvar="CALLHISTORY_HOST", help="Address to listen on.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="CALLHISTORY_PORT", help="Port to listen on.")] = 8080,
+        str | None,
+        typer.Option(help="Address to listen on. [env var: CALLHISTORY_HOST] [default: 127.0.0.1]"),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port to listen on. [env var: CALLHISTORY_PORT] [default: 8080]"),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API (migrating the database first)."""
     from callhistory.http.server import uvicorn_arguments  # uvicorn stays out of the other commands
 
+    # The environment is read by Settings, so a bad CALLHISTORY_PORT is one line naming it.
+    try:
+        settings = Settings.from_env(host=host, port=port)
+    except ConfigError as error:
+        _fail("config", str(error), 2)
+    host, port = settings.host, settings.port
     os.environ["CALLHISTORY_DATABASE_URL"] = database
     _run(database, lambda _db: asyncio.sleep(0), migrate=True)  # once, before any worker starts
     # This process becomes uvicorn itself, so what the CLI and the migration loaded (Typer,
@@ -701,7 +711,9 @@ def erase(
     call_id: Annotated[
         list[str] | None, typer.Option("--id", help="Erase this call (repeatable).")
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Only count what would be erased.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be erased.", metavar="")
+    ] = False,
     database: Database = DEFAULT_DATABASE_URL,
     as_json: Json = False,
 ) -> None:
@@ -741,9 +753,13 @@ def export(
         typer.Option("--filter", help='A ListCallLogs filter as JSON: \'{"direction": "in"}\'.'),
     ] = "",
     utc: Annotated[
-        bool, typer.Option(help="CSV times in UTC (default: the tenant's zone).")
+        bool,
+        typer.Option("--utc", help="CSV times in UTC (default: the tenant's zone).", metavar=""),
     ] = False,
-    bom: Annotated[bool, typer.Option(help="Start the CSV with a UTF-8 BOM (for Excel).")] = False,
+    bom: Annotated[
+        bool,
+        typer.Option("--bom", help="Start the CSV with a UTF-8 BOM (for Excel).", metavar=""),
+    ] = False,
     database: Database = DEFAULT_DATABASE_URL,
 ) -> None:
     """Export a tenant's calls, newest first, as GET /v1/export/call_logs.{csv,jsonl} does."""

@@ -122,17 +122,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--database", "sqlite:///{tmp}/x.db"], {"CALLHISTORY_LOG_LEVEL": "verbose"}, 2,
          "CALLHISTORY_LOG_LEVEL"),
         (["--database", "postgresql://nobody@127.0.0.1:1/db"], {}, 1, "cannot be reached"),
+        (["--database", "mysql://root@127.0.0.1/calls"], {}, 2, "CALLHISTORY_DATABASE_URL"),
+        ([], {"CALLHISTORY_DATABASE_URL": "foo://bar"}, 2, "CALLHISTORY_DATABASE_URL"),
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("command", [["tenant", "create", "--name", "x"], ["serve"]])
 def test_expected_failures_are_one_line(
-    tmp_path: Path, args: list[str], env: dict[str, str], exit_code: int, names: str
+    tmp_path: Path,
+    command: list[str],
+    args: list[str],
+    env: dict[str, str],
+    exit_code: int,
+    names: str,
 ) -> None:
-    args = ["tenant", "create", "--name", "x", *(a.replace("{tmp}", str(tmp_path)) for a in args)]
+    args = [*command, *(a.replace("{tmp}", str(tmp_path)) for a in args)]
     result = run_cli(*args, env=env)
     assert result.returncode == exit_code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error ("), result.stderr
     assert names in lines[0]
+    if command == ["serve"]:  # prints no record, so has no --json
+        return
     as_json = run_cli(*args, "--json", env=env)
     assert as_json.returncode == exit_code
     error = msgspec.json.decode(as_json.stdout)["error"]

@@ -20,7 +20,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.db import deadline, inline_sqlite
-from callhistory.kit.config import Settings
+from callhistory.kit.config import ConfigError, Settings
 
 # Marks the few statements that deliberately span tenants (retention, migrations); the tests'
 # scope checker refuses any other statement on tenant data without a
@@ -41,7 +41,10 @@ def async_url(url: str) -> sa.URL:
     parsed = sa.make_url(url)
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
-        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+        raise ConfigError(
+            f"--database / CALLHISTORY_DATABASE_URL: {parsed.drivername!r} is not a database this "
+            "service runs on (sqlite:///FILE or postgresql://USER:PASS@HOST/DB)"
+        )
     return parsed.set(drivername=driver)
 
 
