@@ -417,8 +417,11 @@ def bench(data: Dataset) -> dict[str, Any]:
         out["feed"] = feed_pages(base, big, secret)
         log(f"{data.backend} change feed: {out['feed']}")
         log(f"{data.backend}: export")
+        # Twice: the first reads whatever of the tenant's rows the page cache lacks (the other
+        # rows evicted some), the second runs from memory; docs/performance.md explains the gap.
         out["export"] = export_rate(base, big, pids[0])
-        log(f"{data.backend} export: {out['export']}")
+        out["export_again"] = export_rate(base, big, pids[0])
+        log(f"{data.backend} export: {out['export']}, again: {out['export_again']}")
         log(f"{data.backend}: noisy neighbour")
         out["noisy"] = noisy_neighbour(base, big, data.tenants[1])
         log(f"{data.backend} noisy neighbour: {out['noisy']}")
@@ -712,7 +715,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| noisy neighbour: another tenant's first page p50 / p99, quiet → while {NOISY_CLIENTS} clients of one tenant send the worst queries ({_answers(r['noisy'])}) | {r['noisy']['quiet_p50']:.1f} / {r['noisy']['quiet_p99']:.1f} → {r['noisy']['p50']:.1f} / {r['noisy']['p99']:.1f} ms | p99 ≤ 50 ms |",
             f"| change feed page (100 changes, from 1,000,000 deep) p50 / p99 (API) | {r['feed']['p50']:.2f} / {r['feed']['p99']:.2f} ms | |",
             f"| change feed page p50 / default page p50 (API) | {r['feed']['p50'] / first['api_p50']:.2f} | ≈ 1 |",
-            f"| export of the large tenant as CSV ({r['export']['rows']:,} rows): rows/s, server peak RSS | {r['export']['rows_per_s']:,.0f} rows/s, {r['export']['peak_rss_mb']:.0f} MB | ≥ 50,000 rows/s, ≤ 200 MB |",
+            f"| export of the large tenant as CSV ({r['export']['rows']:,} rows): rows/s first / again (rows in the page cache), server peak RSS | {r['export']['rows_per_s']:,.0f} / {r['export_again']['rows_per_s']:,.0f} rows/s, {r['export_again']['peak_rss_mb']:.0f} MB | ≥ 50,000 rows/s, ≤ 200 MB |",
             f"| noisy neighbour: /healthz p99, quiet → noisy | {r['noisy']['healthz_quiet_p99']:.1f} → {r['noisy']['healthz_p99']:.1f} ms | ≤ 50 ms |",
         ]
         for pbx, rate in r.get("ingest", {}).items():
