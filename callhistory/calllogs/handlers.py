@@ -12,7 +12,10 @@ from callhistory.calllogs.schemas import (
     ListCallLogChangesResponse,
     ListCallLogsRequest,
     ListCallLogsResponse,
+    ListMissedCallsRequest,
+    ListMissedCallsResponse,
 )
+from callhistory.kit.times import now_micros
 from callhistory.principal import Scope
 from callhistory.rpc import Context, MethodSet
 
@@ -49,3 +52,16 @@ async def GetCallStats(ctx: Context, request: GetCallStatsRequest) -> GetCallSta
     """Calls of a ListCallLogs filter counted by one or two dimensions: answered, missed,
     abandoned, time to answer, talk time."""
     return await service.get_call_stats(ctx.read, principal=ctx.principal, request=request)
+
+
+@methods.rpc(scope=Scope.READ)
+async def ListMissedCalls(ctx: Context, request: ListMissedCallsRequest) -> ListMissedCallsResponse:
+    """Customers whose calls were missed and not returned: per customer the tries, the last
+    one, and the calls back that were not answered; the last try first."""
+    return await service.list_missed_calls(
+        ctx.read,
+        principal=ctx.principal,
+        request=request,
+        secret=ctx.cursor_secret,
+        now=now_micros(),
+    )

@@ -501,3 +501,28 @@ async def purged_before(conn: AsyncConnection) -> int:
     """Retention's latest cutoff: every call that started before it is gone (0: none yet)."""
     rows = await fetch(conn, _PURGED, {})
     return int(rows[0][0]) if rows else 0
+
+
+_FOR_MISSED = sa.select(
+    c.started_at,
+    c.id,
+    c.direction,
+    c.call_state,
+    c.caller,
+    c.caller_norm,
+    c.callee_norm,
+    c.hotline_id,
+).where(
+    c.tenant_id == _bind("tenant_id"),
+    c.started_at >= _bind("start"),
+    c.started_at <= _bind("end"),
+    c.direction.in_([sa.literal_column(f"'{d}'") for d in ("in", "ext_in", "out", "ext_out")]),
+)
+
+
+async def calls_between(
+    conn: AsyncConnection, *, tenant_id: int, start: int, end: int
+) -> Sequence[Sequence[Any]]:
+    """(started_at, id, direction, call_state, caller, caller_norm, callee_norm, hotline_id)
+    of the tenant's calls to or from outside that started within ``[start, end]``."""
+    return await fetch(conn, _FOR_MISSED, {"tenant_id": tenant_id, "start": start, "end": end})

@@ -170,3 +170,40 @@ class GetCallStatsResponse(msgspec.Struct, kw_only=True):
     group_by: list[GroupBy]
     timezone: str
     buckets: list[CallStatsBucket]
+
+
+class MissedCallsFilter(Request):
+    """Which missed calls to look at: those that started within the dates (ListCallLogs' date
+    rules; without ``date_from``, the 7 days before ``date_to`` or now), on these hotlines."""
+
+    date_from: Annotated[str, Meta(max_length=64)] = ""
+    date_to: Annotated[str, Meta(max_length=64)] = ""
+    hotline_ids: IdList = []
+
+
+class ListMissedCallsRequest(Request):
+    filter: MissedCallsFilter | None = None
+    window_hours: Annotated[
+        int,
+        Meta(ge=1, le=168, description="a missed call is returned by an answered call this soon"),
+    ] = 24
+    paging: Paging | None = None
+
+
+class MissedCall(msgspec.Struct, kw_only=True):
+    """A customer's unreturned tries: inbound calls not answered, with no answered call with
+    the number (either direction) in the window after any of them, nor between them."""
+
+    number: str  # as the last try wrote it
+    attempts: int
+    first_try_at: Time
+    last_try_at: Time
+    last_call_id: str  # the last try's call log
+    hotline_id: str  # the hotline the last try called ("" without one)
+    callback_attempts: int  # calls to the number after the first try, none answered
+    last_callback_at: Time
+
+
+class ListMissedCallsResponse(msgspec.Struct, kw_only=True):
+    missed_calls: list[MissedCall]
+    paging: PagingRead

@@ -10,7 +10,7 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.calllogs import repository, stats
+from callhistory.calllogs import missed, repository, stats
 from callhistory.calllogs.query import CallLogQuery, parse_filter, parse_request
 from callhistory.calllogs.schemas import (
     CallLog,
@@ -23,11 +23,21 @@ from callhistory.calllogs.schemas import (
     ListCallLogChangesResponse,
     ListCallLogsRequest,
     ListCallLogsResponse,
+    ListMissedCallsRequest,
+    ListMissedCallsResponse,
+    MissedCall,
 )
 from callhistory.directory import service as directory
 from callhistory.kit import ids
 from callhistory.kit.errors import InvalidArgument, NotFound
-from callhistory.kit.paging import ChangeToken, ChangeTokenCodec, CursorCodec, Key, paginate
+from callhistory.kit.paging import (
+    ChangeToken,
+    ChangeTokenCodec,
+    CursorCodec,
+    Key,
+    paginate,
+    parse_paging,
+)
 from callhistory.kit.times import format_micros, zone
 from callhistory.principal import Principal
 
@@ -248,3 +258,75 @@ async def get_call_stats(
 
 def _local_date(micros: int, local: dt.tzinfo) -> dt.date:
     return dt.datetime.fromtimestamp(micros / 1_000_000, tz=local).date()
+
+
+_DAY_US = 86_400_000_000
+MISSED_DEFAULT_DAYS = 7
+MISSED_MAX_DAYS = 92
+
+
+async def list_missed_calls(
+    conn: AsyncConnection,
+    *,
+    principal: Principal,
+    request: ListMissedCallsRequest,
+    secret: bytes,
+    now: int,
+) -> ListMissedCallsResponse:
+    """Customers whose inbound calls were left unanswered and not returned, the last try
+    first: read from every call with a number in the dates and the window after them."""
+    raw = request.filter
+    query = parse_filter(
+        CallLogFilter(date_from=raw.date_from, date_to=raw.date_to, hotline_ids=raw.hotline_ids)
+        if raw is not None
+        else None,
+        timezone=principal.timezone,
+    )
+    date_to = query.date_to if query.date_to is not None else now
+    date_from = (
+        query.date_from
+        if query.date_from is not None
+        else date_to - MISSED_DEFAULT_DAYS * _DAY_US + 1
+    )
+    if date_from > date_to:
+        raise InvalidArgument("filter.date_from", "must not be after filter.date_to")
+    if date_to - date_from >= MISSED_MAX_DAYS * _DAY_US:
+        raise InvalidArgument("filter.date_from", f"at most {MISSED_MAX_DAYS} days before date_to")
+    page = parse_paging(
+        request.paging, default_sort="-last_try_at", allowed_sorts=("-last_try_at",)
+    )
+    window = request.window_hours * 3_600_000_000
+    tenant_id = principal.tenant_id
+    filter_key = _encoder.encode([date_from, date_to, query.hotline_ids, window])
+    codec = CursorCodec(secret=secret, tenant_id=tenant_id, sort=page.sort, filter_key=filter_key)
+    rows = await repository.calls_between(
+        conn, tenant_id=tenant_id, start=date_from, end=date_to + window
+    )
+    runs = missed.unreturned(
+        (missed.Call(*row) for row in rows),
+        missed_from=date_from,
+        missed_to=date_to,
+        window=window,
+        hotline_ids=query.hotline_ids,
+    )
+    listed = missed.Listing(runs)
+    result = await paginate(
+        request=page, codec=codec, fetch=listed.fetch, exists=listed.exists, key_of=missed.key_of
+    )
+    return ListMissedCallsResponse(
+        missed_calls=[_missed_call(run) for run in result.rows], paging=result.paging
+    )
+
+
+def _missed_call(run: missed.Unreturned) -> MissedCall:
+    last = run.last
+    return MissedCall(
+        number=run.number,
+        attempts=len(run.tries),
+        first_try_at=format_micros(run.tries[0].started_at),
+        last_try_at=format_micros(last.started_at),
+        last_call_id=str(last.id),
+        hotline_id=str(last.hotline_id) if last.hotline_id is not None else "",
+        callback_attempts=len(run.callbacks),
+        last_callback_at=format_micros(run.callbacks[-1]) if run.callbacks else None,
+    )

@@ -27,6 +27,8 @@ from callhistory.calllogs.schemas import (
     GetCallStatsResponse,
     ListCallLogChangesResponse,
     ListCallLogsResponse,
+    ListMissedCallsResponse,
+    MissedCall,
 )
 from callhistory.directory.schemas import (
     DepartmentList,
@@ -70,6 +72,7 @@ _SAFE_TO_REPEAT = frozenset(
         "ListCallLogs",
         "GetCallLog",
         "GetCallStats",
+        "ListMissedCalls",
         "ListCallLogChanges",
         "DeleteCallLogs",
         "GetHotlines",
@@ -338,6 +341,20 @@ class Client(_Base):
         body = {"group_by": list(group_by), "filter": _filters(filters)}
         return self.call("GetCallStats", body, GetCallStatsResponse)
 
+    def missed_calls(
+        self, *, window_hours: int = 24, limit: int = 100, **filters: Any
+    ) -> Iterator[MissedCall]:
+        """Customers whose calls were missed and not returned, the last try first, every page
+        (filters: ``date_from``, ``date_to``, ``hotline_ids``; docs/stats.md)."""
+        paging: dict[str, Any] = {"limit": limit}
+        while True:
+            body = {"filter": _filters(filters), "window_hours": window_hours, "paging": paging}
+            page = self.call("ListMissedCalls", body, ListMissedCallsResponse)
+            yield from page.missed_calls
+            if not page.paging.next:
+                return
+            paging = {**paging, "after": page.paging.next}
+
     def changes(self, since: str = "", *, limit: int = 1000) -> ChangeFeed:
         """What changed since the token ``since`` ("" = everything), in commit order: iterate
         until caught up, then store ``.token`` and come back with it (see docs/client.md)."""
@@ -495,6 +512,20 @@ class AsyncClient(_Base):
         """Calls counted into buckets (see :meth:`Client.get_call_stats`)."""
         body = {"group_by": list(group_by), "filter": _filters(filters)}
         return await self.call("GetCallStats", body, GetCallStatsResponse)
+
+    async def missed_calls(
+        self, *, window_hours: int = 24, limit: int = 100, **filters: Any
+    ) -> AsyncIterator[MissedCall]:
+        """Missed calls not returned (see :meth:`Client.missed_calls`)."""
+        paging: dict[str, Any] = {"limit": limit}
+        while True:
+            body = {"filter": _filters(filters), "window_hours": window_hours, "paging": paging}
+            page = await self.call("ListMissedCalls", body, ListMissedCallsResponse)
+            for entry in page.missed_calls:
+                yield entry
+            if not page.paging.next:
+                return
+            paging = {**paging, "after": page.paging.next}
 
     def changes(self, since: str = "", *, limit: int = 1000) -> AsyncChangeFeed:
         """What changed since ``since`` (see :meth:`Client.changes`)."""
