@@ -1,13 +1,18 @@
-"""The web page in a real browser (Debian's Chromium driven by Playwright) against the real
-server: sign in, every filter, paging, legs, language, a wrong key, a phone-sized screen."""
+"""The web pages in a real browser (Debian's Chromium driven by Playwright) against the real
+server. The call list: sign in, every filter, paging, legs, language, a wrong key, a
+phone-sized screen. The dashboard: every number it draws equals what GetCallStats and
+ListMissedCalls answer for the same period; its links filter the call list; the period buttons.
+Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -239,3 +244,110 @@ def test_export_csv_of_the_current_filter(web: Any, page: Any) -> None:
     rows = text.lstrip("\ufeff").splitlines()
     assert rows[0].startswith("id,started_at,ended_at,direction")
     assert [row.split(",")[0] for row in rows[1:]] == expected(data, {"direction": "out"})
+
+
+# --- the dashboard ---
+
+FROM, TO = "2025-03-01", "2025-03-21"
+FILTER = {"date_from": FROM, "date_to": TO}
+
+
+def open_dashboard(page: Any, base: str, key: str, query: str, label: str = "API key") -> None:
+    page.goto(f"{base}/dashboard{query}")
+    page.get_by_label(label, exact=True).fill(key)
+    page.locator("#sign-in-form button[type=submit]").click()
+    page.locator("#bars g.bar").first.wait_for()
+    expect(page.locator("#dashboard")).not_to_have_attribute("aria-busy", "true")
+
+
+def digits(text: str) -> int:
+    return int(re.sub(r"\D", "", text) or 0)
+
+
+def test_the_numbers_on_the_page_are_the_apis(web: Any, page: Any, api: Api) -> None:
+    server, data, _ = web
+    key = data.tenant.read
+    open_dashboard(page, server.base_url, key, f"?from={FROM}&to={TO}")
+    days = api.ok("GetCallStats", {"group_by": ["day"], "filter": FILTER}, key)["buckets"]
+    assert sum(b["calls"] for b in days) > 50  # the period holds the data set
+    bars = page.locator("#bars g.bar").evaluate_all(
+        "gs => gs.map(g => [g.dataset.key, +g.dataset.calls, +g.dataset.answered,"
+        " +g.dataset.missed, +g.dataset.other])"
+    )
+    assert bars == [
+        [b["key"]["day"], b["calls"], b["answered"], b["missed"],
+         b["calls"] - b["answered"] - b["missed"]]
+        for b in days
+    ]  # fmt: skip
+    totals = {k: sum(b[k] for b in days) for k in ("calls", "answered", "missed")}
+    assert digits(page.locator("#total-calls").inner_text()) == totals["calls"]
+    assert digits(page.locator("#total-answered").inner_text()) == totals["answered"]
+    assert digits(page.locator("#total-missed").inner_text()) == totals["missed"]
+    heat = api.ok("GetCallStats", {"group_by": ["weekday", "hour"], "filter": FILTER}, key)
+    cells = page.locator("#heat td[data-key]").evaluate_all(
+        "cs => Object.fromEntries(cs.map(c => [c.dataset.key, +c.textContent]))"
+    )
+    assert len(cells) == 7 * 24
+    assert cells == {
+        f"{b['key']['weekday']}-{b['key']['hour']}": b["calls"] for b in heat["buckets"]
+    }
+    agents = api.ok("GetCallStats", {"group_by": ["user"], "filter": FILTER}, key)["buckets"]
+    rows = page.locator("#agents tbody tr").evaluate_all(
+        "rs => rs.map(r => [r.dataset.user, ...[...r.cells].slice(1, 4).map(c => +c.textContent)])"
+    )
+    assert sorted(rows) == sorted(
+        [b["key"]["user"], b["calls"], b["answered"], b["missed"]] for b in agents if b["calls"]
+    )
+    missed = api.ok("ListMissedCalls", {"filter": FILTER, "paging": {"limit": 20}}, key)[
+        "missed_calls"
+    ]
+    listed = page.locator("#missed tbody tr").evaluate_all(
+        "rs => rs.map(r => [r.dataset.number, +r.cells[1].textContent])"
+    )
+    assert missed and listed == [[m["number"], m["attempts"]] for m in missed]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-en.png"), full_page=True)
+
+
+def test_an_agent_and_a_missed_number_open_their_calls(web: Any, page: Any) -> None:
+    server, data, _ = web
+    open_dashboard(page, server.base_url, data.tenant.read, f"?from={FROM}&to={TO}")
+    agent = page.locator("#agents tbody tr[data-user] a").first
+    user_id = agent.evaluate("a => a.closest('tr').dataset.user")
+    agent.click()
+    page.locator("#results tbody tr[data-id]").first.wait_for()
+    assert page.locator("#user_id").input_value() == user_id
+    assert page.locator("#date_from").input_value() == FROM
+    page.go_back()
+    page.locator("#missed tbody tr a").first.wait_for()
+    number_link = page.locator("#missed tbody tr a").first
+    number = number_link.inner_text()
+    number_link.click()
+    page.locator("#results tbody tr[data-id]").first.wait_for()
+    assert page.locator("#call_number").input_value() == number
+
+
+def test_the_period_buttons_use_the_tenants_calendar(web: Any, page: Any) -> None:
+    server, data, _ = web
+    open_dashboard(page, server.base_url, data.tenant.read, f"?from={FROM}&to={TO}")
+    today = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    with page.expect_response(re.compile("ListMissedCalls")):
+        page.get_by_role("button", name="7 days").click()
+    assert page.locator("#from").input_value() == str(today - dt.timedelta(days=6))
+    assert page.locator("#to").input_value() == str(today)
+    assert f"from={today - dt.timedelta(days=6)}" in page.url
+    with page.expect_response(re.compile("ListMissedCalls")):
+        page.get_by_role("button", name="Today").click()
+    assert page.locator("#bars g.bar").count() == 24  # one bar per hour
+
+
+def test_the_dashboard_on_a_phone_in_vietnamese(web: Any, browser: Any) -> None:
+    server, data, _ = web
+    context = browser.new_context(locale="vi-VN", viewport={"width": 360, "height": 740})
+    phone = context.new_page()
+    open_dashboard(phone, server.base_url, data.tenant.read, f"?from={FROM}&to={TO}", "Khoá API")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    assert phone.locator("h1").inner_text() == "Thống kê cuộc gọi"
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "dashboard-phone-vi.png"), full_page=True)
+    context.close()

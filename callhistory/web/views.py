@@ -1,4 +1,5 @@
-"""Routes of the web page: ``/`` and ``/calls`` serve the page, ``/static`` its files."""
+"""Routes of the web pages: ``/`` and ``/calls`` the call list, ``/dashboard`` the statistics,
+``/static`` their files."""
 
 from __future__ import annotations
 
@@ -29,8 +30,13 @@ async def page(_: Request) -> Response:
     return FileResponse(STATIC / "calls.html", headers=SECURITY_HEADERS)
 
 
+async def dashboard(_: Request) -> Response:
+    return FileResponse(STATIC / "dashboard.html", headers=SECURITY_HEADERS)
+
+
 routes = [
     Route("/", page, methods=["GET"]),
     Route("/calls", page, methods=["GET"]),
+    Route("/dashboard", dashboard, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
