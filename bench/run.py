@@ -184,8 +184,8 @@ def page_sql(
     return lookup, [floor.sql(statement.params(values)) for statement, values in statements]
 
 
-def timed(fn: Callable[[], Any], n: int) -> list[float]:
-    for _ in range(20):  # warm up
+def timed(fn: Callable[[], Any], n: int, warm: int = 20) -> list[float]:
+    for _ in range(warm):
         fn()
     out = []
     for _ in range(n):
@@ -422,6 +422,9 @@ def bench(data: Dataset) -> dict[str, Any]:
         out["export"] = export_rate(base, big, pids[0])
         out["export_again"] = export_rate(base, big, pids[0])
         log(f"{data.backend} export: {out['export']}, again: {out['export_again']}")
+        log(f"{data.backend}: statistics")
+        out["stats"] = stats_timings(base, big, floor)
+        log(f"{data.backend} statistics: {out['stats']}")
         log(f"{data.backend}: noisy neighbour")
         out["noisy"] = noisy_neighbour(base, big, data.tenants[1])
         log(f"{data.backend} noisy neighbour: {out['noisy']}")
@@ -516,6 +519,69 @@ def export_rate(base: str, big: TenantInfo, pid: int) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
     return {"rows": rows - 1, "rows_per_s": (rows - 1) / seconds, "peak_rss_mb": peak}
+
+
+STATS_REQUESTS = 50
+STATS_TARGETS = {"month by day x extension": "≤ 50 ms", "year by day": "≤ 200 ms"}
+
+
+def stats_timings(base: str, big: TenantInfo, floor: Floor) -> dict[str, Any]:
+    """GetCallStats of the large tenant, over HTTP, beside the floor of the SQL it runs (the
+    kept statistics' rows of the period, fetched alone): the last month of its data by day and
+    extension, and the last year by day; and that month counted call by call (with a filter
+    the kept statistics cannot answer), as before they were kept."""
+    import datetime as dt
+
+    epoch = dt.date(1970, 1, 1).toordinal()
+    month = (dt.date(2025, 11, 1), dt.date(2025, 11, 30))  # the data end 2025-12-01 (UTC)
+    year = (dt.date(2024, 12, 1), dt.date(2025, 11, 30))
+    mark = (lambda i: "?") if floor.data.backend == "sqlite" else (lambda i: f"${i}")
+    days_sql = (
+        f"SELECT * FROM call_stats_days WHERE tenant_id = {mark(1)} "
+        f"AND day BETWEEN {mark(2)} AND {mark(3)}"
+    )
+    hours_sql = (
+        f"SELECT * FROM call_stats_hours WHERE tenant_id = {mark(1)} "
+        f"AND hour BETWEEN {mark(2)} AND {mark(3)}"
+    )
+    every_call = {"duration": {"comparison": "greater_than_or_equal_to", "value": 0}}
+    cases: dict[str, tuple[list[str], dict[str, Any], str, list[int], int]] = {
+        "month by day x extension": (
+            ["day", "extension"],
+            {"date_from": str(month[0]), "date_to": str(month[1])},
+            days_sql,
+            [big.id, month[0].toordinal() - epoch, month[1].toordinal() - epoch],
+            STATS_REQUESTS,
+        ),
+        "year by day": (
+            ["day"],
+            {"date_from": str(year[0]), "date_to": str(year[1])},
+            hours_sql,
+            [big.id, (year[0].toordinal() - epoch) * 24, (year[1].toordinal() - epoch) * 24 + 23],
+            STATS_REQUESTS,
+        ),
+        "month by day x extension, call by call": (
+            ["day", "extension"],
+            {"date_from": str(month[0]), "date_to": str(month[1]), **every_call},
+            days_sql,
+            [big.id, month[0].toordinal() - epoch, month[1].toordinal() - epoch],
+            3,
+        ),
+    }
+    headers = {"Authorization": f"Bearer {big.key}", "Content-Type": "application/json"}
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
+        for name, (group_by, filter_, sql, params, n) in cases.items():
+            body = msgspec.json.encode({"group_by": group_by, "filter": filter_})
+
+            def call() -> None:
+                response = http.post("/v1/shop.Etelecom/GetCallStats", content=body)
+                response.raise_for_status()
+
+            api_ms = timed(call, n, warm=min(n, 5))
+            floor_ms = timed(lambda: floor.fetch(sql, params), n, warm=min(n, 5))
+            out[name] = {"api_p50": pct(api_ms, 0.5), "floor_p50": pct(floor_ms, 0.5), "n": n}
+    return out
 
 
 NOISY_SECONDS = float(os.environ.get("BENCH_NOISY_SECONDS", 5))
@@ -716,6 +782,10 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| change feed page (100 changes, from 1,000,000 deep) p50 / p99 (API) | {r['feed']['p50']:.2f} / {r['feed']['p99']:.2f} ms | |",
             f"| change feed page p50 / default page p50 (API) | {r['feed']['p50'] / first['api_p50']:.2f} | ≈ 1 |",
             f"| export of the large tenant as CSV ({r['export']['rows']:,} rows): rows/s first / again (rows in the page cache), server peak RSS | {r['export']['rows_per_s']:,.0f} / {r['export_again']['rows_per_s']:,.0f} rows/s, {r['export_again']['peak_rss_mb']:.0f} MB | ≥ 50,000 rows/s, ≤ 200 MB |",
+            *(
+                f"| GetCallStats, {name}: API p50 (floor: its SQL alone) | {v['api_p50']:.1f} ms ({v['floor_p50']:.1f}) | {STATS_TARGETS.get(name, '')} |"
+                for name, v in r.get("stats", {}).items()
+            ),
             f"| noisy neighbour: /healthz p99, quiet → noisy | {r['noisy']['healthz_quiet_p99']:.1f} → {r['noisy']['healthz_p99']:.1f} ms | ≤ 50 ms |",
         ]
         for pbx, rate in r.get("ingest", {}).items():

@@ -38,6 +38,7 @@ from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
 from callhistory.kit.config import Settings
 from callhistory.kit.ratelimit import FailureThrottle, RateLimiter
+from callhistory.rollups import service as rollups
 from callhistory.web import views as web
 
 METHODS = [
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             from callhistory.db.migrate import upgrade
 
             await upgrade(db.writer)
+            await rollups.build_pending(db)
         async with transaction(db, write=False) as conn:
             secret = await keys.cursor_secret(conn)
             sealer = await keys.sealer(conn, configured=settings.data_key)

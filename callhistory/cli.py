@@ -45,6 +45,7 @@ from callhistory.kit.sealing import parse_keys
 from callhistory.kit.times import valid_zone, zone
 from callhistory.principal import Scope
 from callhistory.retention import service as retention
+from callhistory.rollups import service as rollups
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -100,6 +101,8 @@ def _run(database: str, work: Callable[[Store], Awaitable[T]], *, migrate: bool 
         try:
             if migrate:
                 await upgrade(db.writer)
+                if await rollups.build_pending(db):
+                    err.print("statistics built from the stored calls (once, after upgrading)")
             else:
                 current, head = await schema_state(db.writer)
                 if current != head:

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "callhistory"
-DOMAINS = {"calllogs", "directory", "ingest", "keys", "retention"}
+DOMAINS = {"calllogs", "directory", "ingest", "keys", "retention", "rollups"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -69,6 +69,8 @@ def test_every_key_and_index_of_tenant_data_starts_with_tenant_id(
         "call_logs",
         "call_legs",
         "call_log_erasures",
+        "call_stats_days",
+        "call_stats_hours",
         "change_counters",
         "hotlines",
         "departments",

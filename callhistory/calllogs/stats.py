@@ -8,13 +8,13 @@ import datetime as dt
 import itertools
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 import msgspec
 
 from callhistory.calllogs.schemas import CallStatsBucket, GroupBy
 from callhistory.kit.errors import InvalidArgument
 from callhistory.kit.times import by_local_hour
+from callhistory.rollups.sums import DayKey, Sums
 
 MAX_BUCKETS = 1000
 CALENDAR = ("day", "hour", "weekday")
@@ -43,42 +43,44 @@ class StatsCall(msgspec.Struct):
 calls_decoder = msgspec.json.Decoder(list[StatsCall])
 
 
-@dataclass
-class _Tally:
-    calls: int = 0
-    answered: int = 0
-    missed: int = 0
-    abandoned: int = 0
-    talk: int = 0
-    waits: list[float] = field(default_factory=list)
-
-    def bucket(self, key: dict[str, str]) -> CallStatsBucket:
-        waits = sorted(self.waits)
-        return CallStatsBucket(
-            key=key,
-            calls=self.calls,
-            answered=self.answered,
-            missed=self.missed,
-            answer_rate=self.answered / self.calls if self.calls else 0.0,
-            abandoned=self.abandoned,
-            avg_time_to_answer=sum(waits) / len(waits) if waits else None,
-            p90_time_to_answer=waits[math.ceil(0.9 * len(waits)) - 1] if waits else None,
-            talk_time=self.talk,
-            avg_talk_time=self.talk / self.answered if self.answered else 0.0,
-        )
+def _bucket(sums: Sums, key: dict[str, str]) -> CallStatsBucket:
+    p90 = sums.p90()
+    return CallStatsBucket(
+        key=key,
+        calls=sums.calls,
+        answered=sums.answered,
+        missed=sums.missed,
+        answer_rate=sums.answered / sums.calls if sums.calls else 0.0,
+        abandoned=sums.abandoned,
+        avg_time_to_answer=sums.wait_us / sums.waits / 1_000_000 if sums.waits else None,
+        p90_time_to_answer=float(p90) if p90 is not None else None,
+        talk_time=sums.talk,
+        avg_talk_time=sums.talk / sums.answered if sums.answered else 0.0,
+    )
 
 
-def _seconds(text: str) -> float:
-    return dt.datetime.fromisoformat(text).timestamp()
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def time_to_answer(call: StatsCall) -> float | None:
-    """First ring to first answer, in seconds; None unless both are known."""
+def _micros(text: str) -> int:
+    return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def time_to_answer(call: StatsCall) -> int | None:
+    """First ring to first answer, in microseconds; None unless both are known."""
     rings = [t.ring_time for t in call.call_targets if t.ring_time]
     answers = [t.answered_time for t in call.call_targets if t.answered_time]
     if not rings or not answers:
         return None
-    return max(0.0, _seconds(min(answers)) - _seconds(min(rings)))
+    return max(0, _micros(min(answers)) - _micros(min(rings)))
+
+
+_EPOCH_DAY = dt.date(1970, 1, 1)
+
+
+def day_text(day: int) -> str:
+    """A local day counted from 1970-01-01 as YYYY-MM-DD."""
+    return (_EPOCH_DAY + dt.timedelta(days=day)).isoformat()
 
 
 class Counter:
@@ -92,28 +94,59 @@ class Counter:
         self._group_by = group_by
         self._departments = departments
         self._local = _local_clock(zone)
-        self._tallies: dict[tuple[str, ...], _Tally] = {}
+        self._tallies: dict[tuple[str, ...], Sums] = {}
+
+    def _tally(self, key: tuple[str, ...]) -> Sums:
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = Sums()
+            if len(self._tallies) > MAX_BUCKETS:
+                raise _too_many()
+        return tally
 
     def add(self, calls: Iterable[StatsCall]) -> None:
+        """Count stored calls (their documents' fields)."""
         for call in calls:
-            key = tuple(self._value(name, call) for name in self._group_by)
-            tally = self._tallies.get(key)
-            if tally is None:
-                tally = self._tallies[key] = _Tally()
-                if len(self._tallies) > MAX_BUCKETS:
-                    raise _too_many()
-            answered = call.call_state == "answered"
+            tally = self._tally(tuple(self._value(name, call) for name in self._group_by))
             tally.calls += 1
-            if answered:
+            if call.call_state == "answered":
                 tally.answered += 1
                 tally.talk += call.duration
                 wait = time_to_answer(call)
                 if wait is not None:
-                    tally.waits.append(wait)
+                    tally.waits += 1
+                    tally.wait_us += wait
+                    tally.hist[wait // 1_000_000] += 1
             elif call.direction in _INBOUND:
                 tally.missed += 1
                 if any(t.status == "cancelled" for t in call.call_targets):
                     tally.abandoned += 1
+
+    def add_days(self, rows: Iterable[tuple[DayKey, Sums]]) -> None:
+        """Count the statistics kept by local day and dimension."""
+        for (day, extension, user, hotline, direction), sums in rows:
+            values: dict[str, str] = {
+                "day": day_text(day),
+                "extension": str(extension) if extension else "",
+                "user": str(user) if user else "",
+                "hotline": str(hotline) if hotline else "",
+                "direction": direction,
+            }
+            if "department" in self._group_by:
+                department = self._departments.get(user) if user else None
+                values["department"] = "" if department is None else str(department)
+            self._tally(tuple(values[name] for name in self._group_by)).add(sums)
+
+    def add_hours(self, rows: Iterable[tuple[int, Sums]]) -> None:
+        """Count the statistics kept by local hour."""
+        for hour, sums in rows:
+            day = hour // 24
+            values = {
+                "day": day_text(day),
+                "hour": f"{hour % 24:02d}",
+                "weekday": str((day + 3) % 7 + 1),  # 1970-01-01 was a Thursday
+            }
+            self._tally(tuple(values[name] for name in self._group_by)).add(sums)
 
     def _value(self, name: GroupBy, call: StatsCall) -> str:
         if name in CALENDAR:
@@ -137,7 +170,7 @@ class Counter:
         if math.prod(len(axis) for axis in axes) > MAX_BUCKETS:
             raise _too_many()
         return [
-            self._tallies.get(key, _Tally()).bucket(dict(zip(self._group_by, key, strict=True)))
+            _bucket(self._tallies.get(key, Sums()), dict(zip(self._group_by, key, strict=True)))
             for key in itertools.product(*axes)
         ]
 

@@ -20,6 +20,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.db import deadline, inline_sqlite
+from callhistory.db.backend import backend
 from callhistory.kit.config import ConfigError, Settings
 
 # Marks the few statements that deliberately span tenants (retention, migrations); the tests'
@@ -365,3 +366,11 @@ async def transaction(db: Database, *, write: bool) -> AsyncIterator[AsyncConnec
             await conn.commit()
         # SQLite's reader is read-only (query_only): closing its connection ends the read
         # transaction (a rollback, the same as a commit for a read) one greenlet trip sooner.
+
+
+async def lock_tenant_writes(conn: AsyncConnection, *, tenant_id: int) -> None:
+    """Serialise the tenant's writers (ingest batches, erasures, rebuilding its statistics)
+    until the transaction ends. Where writers run one at a time (SQLite) that is all it
+    takes; elsewhere a transaction-scoped advisory lock."""
+    if not backend(conn).serial_writers:
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(tenant_id)))

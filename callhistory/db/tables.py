@@ -335,3 +335,47 @@ call_legs = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "call_source_id", "leg_id"),
 )
+
+# Statistics kept as calls are written (rollups.service): per tenant, sums by the tenant's local
+# day and the dimensions GetCallStats groups by, and by local hour alone. Ids are 0 where a call
+# has none (a key column cannot be NULL). ``wait_hist`` is JSON, {whole seconds to answer: calls}.
+_MEASURES = (
+    ("calls", sa.Integer),
+    ("answered", sa.Integer),
+    ("missed", sa.Integer),
+    ("abandoned", sa.Integer),
+    ("talk", sa.BigInteger),
+    ("waits", sa.Integer),
+    ("wait_us", sa.BigInteger),
+)
+
+
+def _measures() -> list[sa.Column[Any]]:
+    return [
+        *(sa.Column(name, kind, nullable=False) for name, kind in _MEASURES),
+        sa.Column("wait_hist", sa.Text, nullable=False),
+    ]
+
+
+call_stats_days = sa.Table(
+    "call_stats_days",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("day", sa.Integer, nullable=False),  # local days since 1970-01-01
+    sa.Column("extension_id", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("hotline_id", sa.BigInteger, nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    *_measures(),
+    sa.PrimaryKeyConstraint(
+        "tenant_id", "day", "extension_id", "user_id", "hotline_id", "direction"
+    ),
+)
+call_stats_hours = sa.Table(
+    "call_stats_hours",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("hour", sa.Integer, nullable=False),  # local hours since 1970-01-01 00:00
+    *_measures(),
+    sa.PrimaryKeyConstraint("tenant_id", "hour"),
+)

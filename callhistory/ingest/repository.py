@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.db.backend import backend
-from callhistory.db.engine import fetch
+from callhistory.db.engine import fetch, lock_tenant_writes
 from callhistory.db.tables import call_legs, call_log_erasures, call_logs, change_counters
 
 c = call_legs.c
@@ -188,12 +188,8 @@ async def update_many(
 
 
 async def lock_for_ingest(conn: AsyncConnection, *, tenant_id: int) -> None:
-    """Serialise a tenant's ingest batches so two can't insert the same source id at once.
-
-    Where writers run one at a time (SQLite) that is all it takes; elsewhere a transaction lock.
-    """
-    if not backend(conn).serial_writers:
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(tenant_id)))
+    """Serialise a tenant's ingest batches so two can't insert the same source id at once."""
+    await lock_tenant_writes(conn, tenant_id=tenant_id)
 
 
 async def take_seqs(conn: AsyncConnection, *, tenant_id: int, count: int) -> int:
@@ -222,29 +218,41 @@ async def erased_of(
     return {str(source_id): int(call_id) for source_id, call_id in rows}
 
 
+_ERASE_COLUMNS = (
+    logs.id,
+    logs.source_id,
+    logs.started_at,
+    logs.direction,
+    logs.call_state,
+    logs.duration,
+    logs.extension_id,
+    logs.user_id,
+    logs.hotline_id,
+    logs.call_targets,
+)
+
+
 async def calls_to_erase(
     conn: AsyncConnection, *, tenant_id: int, ids: Sequence[int], number: str
-) -> list[tuple[int, int, str]]:
-    """(id, started_at, source_id) of the calls with these ids, or with this normalised number
-    as caller or callee."""
+) -> list[dict[str, Any]]:
+    """The calls with these ids, or with this normalised number as caller or callee: their
+    id, source id, and what their statistics counted."""
     where = (
         sa.or_(logs.caller_norm == number, logs.callee_norm == number)
         if number
         else logs.id.in_(list(ids))
     )
     result = await conn.execute(
-        sa.select(logs.id, logs.started_at, logs.source_id)
-        .where(logs.tenant_id == tenant_id, where)
-        .order_by(logs.id)
+        sa.select(*_ERASE_COLUMNS).where(logs.tenant_id == tenant_id, where).order_by(logs.id)
     )
-    return [(int(i), int(started), str(source)) for i, started, source in result]
+    return [dict(row) for row in result.mappings()]
 
 
 async def erase(
     conn: AsyncConnection,
     *,
     tenant_id: int,
-    calls: Sequence[tuple[int, int, str]],
+    calls: Sequence[dict[str, Any]],
     first_seq: int,
     now: int,
 ) -> None:
@@ -262,17 +270,22 @@ async def erase(
                     "erased_at": now,
                     "change_seq": first_seq + start + i,
                 }
-                for i, (call_id, _, source_id) in enumerate(chunk)
+                for i, (call_id, source_id) in enumerate(
+                    (call["id"], call["source_id"]) for call in chunk
+                )
             ],
         )
         await conn.execute(
             call_logs.delete().where(
                 logs.tenant_id == tenant_id,
-                sa.tuple_(logs.started_at, logs.id).in_([(s, i) for i, s, _ in chunk]),
+                sa.tuple_(logs.started_at, logs.id).in_(
+                    [(call["started_at"], call["id"]) for call in chunk]
+                ),
             )
         )
         await conn.execute(
             call_legs.delete().where(
-                c.tenant_id == tenant_id, c.call_source_id.in_([source for _, _, source in chunk])
+                c.tenant_id == tenant_id,
+                c.call_source_id.in_([call["source_id"] for call in chunk]),
             )
         )

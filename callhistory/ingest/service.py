@@ -36,6 +36,7 @@ from callhistory.kit.times import (
     request_time,
 )
 from callhistory.principal import Principal
+from callhistory.rollups import service as rollups
 
 _encoder = msgspec.json.Encoder()
 
@@ -234,6 +235,7 @@ class Batch(NamedTuple):
     new: dict[str, dict[str, Any]]
     now: int
     inserts: repository.Inserts | None
+    timezone: str  # the tenant's, for its statistics' local days
 
 
 async def ingest(
@@ -290,7 +292,9 @@ async def _prepare(
         read, tenant_id=tenant_id, source_ids=list(latest)
     ):
         inserts = repository.prepare_inserts(read, tenant_id=tenant_id, rows=list(new.values()))
-    return Batch(tenant_id, [row["source_id"] for row in rows], latest, new, now, inserts)
+    return Batch(
+        tenant_id, [row["source_id"] for row in rows], latest, new, now, inserts, principal.timezone
+    )
 
 
 async def _store_batch(
@@ -314,9 +318,18 @@ async def _store_batch(
     if inserts is not None:
         first = await repository.take_seqs(conn, tenant_id=batch.tenant_id, count=len(new))
         inserted = await _insert_all(conn, repository.numbered(inserts, first))
+        if inserted:
+            await rollups.apply(
+                conn, tenant_id=batch.tenant_id, timezone=batch.timezone, added=list(new.values())
+            )
     if inserts is None or not inserted:
         stored, changed = await _store(
-            conn, tenant_id=batch.tenant_id, latest=latest, new=new, now=batch.now
+            conn,
+            tenant_id=batch.tenant_id,
+            latest=latest,
+            new=new,
+            now=batch.now,
+            timezone=batch.timezone,
         )
 
     def outcome(source_id: str) -> Stored:
@@ -350,6 +363,7 @@ async def _store(
     latest: dict[str, dict[str, Any]],
     new: dict[str, dict[str, Any]],
     now: int,
+    timezone: str,
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Under the write lock: insert the calls not stored yet, rewrite those that changed, and
     answer the stored ones (by source id) and the source ids of those rewritten."""
@@ -372,6 +386,13 @@ async def _store(
             seq += 1
     await repository.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await repository.update_many(conn, tenant_id=tenant_id, rows=updates)
+    await rollups.apply(
+        conn,
+        tenant_id=tenant_id,
+        timezone=timezone,
+        removed=[stored[update["source_id"]] for update in updates],
+        added=[*inserts, *updates],
+    )
     return stored, {update["source_id"] for update in updates}
 
 
@@ -513,5 +534,8 @@ async def erase_call_logs(
     first = await repository.take_seqs(conn, tenant_id=principal.tenant_id, count=len(calls))
     await repository.erase(
         conn, tenant_id=principal.tenant_id, calls=calls, first_seq=first, now=now_micros()
+    )
+    await rollups.apply(
+        conn, tenant_id=principal.tenant_id, timezone=principal.timezone, removed=calls
     )
     return len(calls)

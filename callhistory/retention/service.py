@@ -7,6 +7,7 @@ from callhistory.db.backend import backend
 from callhistory.db.engine import Database, transaction
 from callhistory.kit.times import now_micros
 from callhistory.retention import repository
+from callhistory.rollups import service as rollups
 
 
 async def apply_retention(db: Database, *, older_than_days: int) -> int:
@@ -22,4 +23,5 @@ async def apply_retention(db: Database, *, older_than_days: int) -> int:
         await repository.delete_legs_older_than(conn, cutoff=cutoff)
         removed += await repository.delete_older_than(conn, cutoff=cutoff)
         await repository.record_purge(conn, cutoff=cutoff)
+        await rollups.trim(conn, cutoff=cutoff)
     return removed

@@ -1,0 +1,2 @@
+"""Statistics kept as calls are written: per tenant, sums by local day and dimension, and by
+local hour."""

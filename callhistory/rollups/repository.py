@@ -1,0 +1,245 @@
+"""SQL of the statistics kept as calls are written. Every statement is scoped by tenant but
+``tenants`` (retention and the first build walk every tenant)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter as Histogram
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory.db.backend import backend
+from callhistory.db.engine import ALL_TENANTS
+from callhistory.db.tables import (
+    call_logs,
+    call_stats_days,
+    call_stats_hours,
+    service_state,
+)
+from callhistory.db.tables import tenants as tenants_table
+from callhistory.rollups.sums import DayKey, Sums
+
+D = call_stats_days.c
+H = call_stats_hours.c
+_MEASURES = ("calls", "answered", "missed", "abandoned", "talk", "waits", "wait_us")
+_DAY_KEY = ("day", "extension_id", "user_id", "hotline_id", "direction")
+_CHUNK = 5000
+_STATS_COLUMNS = (
+    call_logs.c.started_at,
+    call_logs.c.id,
+    call_logs.c.direction,
+    call_logs.c.call_state,
+    call_logs.c.duration,
+    call_logs.c.extension_id,
+    call_logs.c.user_id,
+    call_logs.c.hotline_id,
+    call_logs.c.call_targets,
+)
+STATS_NAMES = tuple(col.name for col in _STATS_COLUMNS)
+
+
+def _hist(text: str) -> Histogram[int]:
+    return Histogram({int(k): v for k, v in json.loads(text).items()})
+
+
+def _row_sums(row: Any) -> Sums:
+    return Sums(**{name: int(row[name]) for name in _MEASURES}, hist=_hist(row["wait_hist"]))
+
+
+def _day_key(row: Any) -> DayKey:
+    return (
+        int(row["day"]),
+        int(row["extension_id"]),
+        int(row["user_id"]),
+        int(row["hotline_id"]),
+        str(row["direction"]),
+    )
+
+
+def _values(sums: Sums) -> dict[str, Any]:
+    return {
+        **{name: getattr(sums, name) for name in _MEASURES},
+        "wait_hist": json.dumps({str(k): v for k, v in sorted(sums.hist.items())}),
+    }
+
+
+async def add_days(conn: AsyncConnection, *, tenant_id: int, delta: Mapping[DayKey, Sums]) -> None:
+    """Add ``delta`` to the tenant's day rows (a row that comes to no call goes)."""
+    if not delta:
+        return
+    days = sorted({key[0] for key in delta})
+    result = await conn.execute(
+        sa.select(call_stats_days).where(D.tenant_id == tenant_id, D.day.in_(days))
+    )
+    current = {_day_key(row): row for row in result.mappings()}
+    await _write(
+        conn,
+        call_stats_days,
+        tenant_id=tenant_id,
+        names=_DAY_KEY,
+        current={k: _row_sums(v) for k, v in current.items() if k in delta},
+        delta=delta,
+    )
+
+
+async def add_hours(conn: AsyncConnection, *, tenant_id: int, delta: Mapping[int, Sums]) -> None:
+    """Add ``delta`` to the tenant's hour rows."""
+    if not delta:
+        return
+    result = await conn.execute(
+        sa.select(call_stats_hours).where(H.tenant_id == tenant_id, H.hour.in_(sorted(delta)))
+    )
+    current = {(row["hour"],): _row_sums(row) for row in result.mappings()}
+    await _write(
+        conn,
+        call_stats_hours,
+        tenant_id=tenant_id,
+        names=("hour",),
+        current=current,
+        delta={(hour,): sums for hour, sums in delta.items()},
+    )
+
+
+async def _write(
+    conn: AsyncConnection,
+    table: sa.Table,
+    *,
+    tenant_id: int,
+    names: tuple[str, ...],
+    current: Mapping[Any, Sums],
+    delta: Mapping[Any, Sums],
+) -> None:
+    upserts: list[dict[str, Any]] = []
+    gone: list[Any] = []
+    for key, change in delta.items():
+        sums = current.get(key) or Sums()
+        sums.add(change)
+        if sums.calls < 0:
+            raise AssertionError(f"statistics of tenant {tenant_id} went below zero at {key}")
+        if sums.calls:
+            upserts.append(
+                {"tenant_id": tenant_id, **dict(zip(names, key, strict=True)), **_values(sums)}
+            )
+        elif key in current:
+            gone.append(key)
+    if upserts:
+        statement = backend(conn).insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["tenant_id", *names],
+            set_={name: statement.excluded[name] for name in (*_MEASURES, "wait_hist")},
+        )
+        await conn.execute(statement, upserts)
+    if gone:
+        columns = [table.c[name] for name in names]
+        await conn.execute(
+            table.delete().where(
+                table.c.tenant_id == tenant_id, sa.tuple_(*columns).in_([tuple(k) for k in gone])
+            )
+        )
+
+
+async def clear(conn: AsyncConnection, *, tenant_id: int, days: tuple[int, int] | None) -> None:
+    """Forget the tenant's sums of local days ``days`` (first, last), or all of them."""
+    day_rows = call_stats_days.delete().where(D.tenant_id == tenant_id)
+    hour_rows = call_stats_hours.delete().where(H.tenant_id == tenant_id)
+    if days is not None:
+        day_rows = day_rows.where(D.day.between(days[0], days[1]))
+        hour_rows = hour_rows.where(H.hour.between(days[0] * 24, days[1] * 24 + 23))
+    await conn.execute(day_rows)
+    await conn.execute(hour_rows)
+
+
+async def drop_before(conn: AsyncConnection, *, tenant_id: int, day: int) -> None:
+    """Forget the tenant's sums of the local days before ``day``."""
+    await conn.execute(call_stats_days.delete().where(D.tenant_id == tenant_id, D.day < day))
+    await conn.execute(call_stats_hours.delete().where(H.tenant_id == tenant_id, H.hour < day * 24))
+
+
+async def calls_of(
+    conn: AsyncConnection, *, tenant_id: int, start: int | None, end: int | None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The tenant's stored calls (the columns the sums need) that started within
+    [start, end), a chunk at a time, along the primary key."""
+    after: tuple[int, int] | None = None
+    while True:
+        query = sa.select(*_STATS_COLUMNS).where(call_logs.c.tenant_id == tenant_id)
+        if start is not None:
+            query = query.where(call_logs.c.started_at >= start)
+        if end is not None:
+            query = query.where(call_logs.c.started_at < end)
+        if after is not None:
+            query = query.where(
+                sa.tuple_(call_logs.c.started_at, call_logs.c.id) > sa.tuple_(*after)
+            )
+        query = query.order_by(call_logs.c.started_at, call_logs.c.id).limit(_CHUNK)
+        rows = [dict(zip(STATS_NAMES, row, strict=True)) for row in await conn.execute(query)]
+        if rows:
+            yield rows
+        if len(rows) < _CHUNK:
+            return
+        after = (rows[-1]["started_at"], rows[-1]["id"])
+
+
+async def tenants(conn: AsyncConnection) -> list[tuple[int, str]]:
+    """Every tenant's id and time zone."""
+    result = await conn.execute(
+        sa.select(tenants_table.c.id, tenants_table.c.timezone).order_by(tenants_table.c.id),
+        execution_options=ALL_TENANTS,
+    )
+    return [(int(i), str(tz)) for i, tz in result]
+
+
+_STATE = sa.select(service_state.c.value).where(service_state.c.name == "call_stats")
+
+
+async def state(conn: AsyncConnection) -> str:
+    """``ready`` when every stored call is in the sums, ``pending`` until they are built."""
+    value = (await conn.execute(_STATE, execution_options=ALL_TENANTS)).scalar_one_or_none()
+    return "ready" if value is None else str(value)
+
+
+async def set_state(conn: AsyncConnection, value: str) -> None:
+    await conn.execute(
+        service_state.update().where(service_state.c.name == "call_stats").values(value=value),
+        execution_options=ALL_TENANTS,
+    )
+
+
+async def days_of(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    days: tuple[int, int] | None,
+    direction: str | None,
+    extension_ids: Sequence[int],
+    hotline_ids: Sequence[int],
+    user_ids: Sequence[int] | None,
+) -> list[tuple[DayKey, Sums]]:
+    """The tenant's day rows within ``days`` matching the filters (``user_ids`` None: any)."""
+    query = sa.select(call_stats_days).where(D.tenant_id == tenant_id)
+    if days is not None:
+        query = query.where(D.day.between(days[0], days[1]))
+    if direction is not None:
+        query = query.where(D.direction == direction)
+    if extension_ids:
+        query = query.where(D.extension_id.in_(list(extension_ids)))
+    if hotline_ids:
+        query = query.where(D.hotline_id.in_(list(hotline_ids)))
+    if user_ids is not None:
+        query = query.where(D.user_id.in_(list(user_ids)))
+    result = await conn.execute(query)
+    return [(_day_key(row), _row_sums(row)) for row in result.mappings()]
+
+
+async def hours_of(
+    conn: AsyncConnection, *, tenant_id: int, hours: tuple[int, int] | None
+) -> list[tuple[int, Sums]]:
+    """The tenant's hour rows within ``hours`` (first, last)."""
+    query = sa.select(call_stats_hours).where(H.tenant_id == tenant_id)
+    if hours is not None:
+        query = query.where(H.hour.between(hours[0], hours[1]))
+    result = await conn.execute(query)
+    return [(int(row["hour"]), _row_sums(row)) for row in result.mappings()]

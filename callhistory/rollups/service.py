@@ -1,0 +1,231 @@
+"""Statistics kept as calls are written, so that GetCallStats reads a few thousand sums
+instead of every call of a year.
+
+Each call adds to two rows of sums: one per (local day, extension, user, hotline, direction)
+and one per local hour, in the tenant's time zone. Whoever writes call logs says what it wrote:
+``apply`` takes the calls as they were before (an update, an erasure) and as they are after,
+so the sums stay those of the stored calls under re-ingest, late legs and erasure. Retention
+drops whole days and rebuilds the day it cuts through (``trim``). Times to answer are kept as
+a histogram of whole seconds, so a p90 over any days is exact (to the second).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory.db.engine import Database, lock_tenant_writes, transaction
+from callhistory.kit.times import zone
+from callhistory.rollups import repository
+from callhistory.rollups.sums import DayKey, Sums
+
+INBOUND = ("in", "ext_in")
+_QUARTER_US = 900_000_000  # every zone's offset is a whole number of quarter hours
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+class _Target(msgspec.Struct):
+    ring_time: str | None = None
+    answered_time: str | None = None
+    status: str = ""
+
+
+_targets = msgspec.json.Decoder(list[_Target])
+
+
+def _micros(text: str) -> int:
+    return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def sums_of(call: Mapping[str, Any]) -> Sums:
+    """What one stored call (its columns) adds."""
+    answered = call["call_state"] == "answered"
+    sums = Sums(calls=1)
+    targets = _targets.decode(call["call_targets"]) if call["call_targets"] else []
+    if answered:
+        sums.answered = 1
+        sums.talk = int(call["duration"])
+        rings = [t.ring_time for t in targets if t.ring_time]
+        answers = [t.answered_time for t in targets if t.answered_time]
+        if rings and answers:
+            wait = max(0, _micros(min(answers)) - _micros(min(rings)))
+            sums.waits, sums.wait_us = 1, wait
+            sums.hist[wait // 1_000_000] = 1
+    elif call["direction"] in INBOUND:
+        sums.missed = 1
+        sums.abandoned = int(any(t.status == "cancelled" for t in targets))
+    return sums
+
+
+@lru_cache(maxsize=64)
+def clock(timezone: str) -> Any:
+    """started_at (microseconds) -> (local day, local hour), both counted from 1970-01-01,
+    cached per quarter hour of UTC."""
+    local = zone(timezone)
+
+    @lru_cache(maxsize=131_072)
+    def quarter(index: int) -> tuple[int, int]:
+        at = dt.datetime.fromtimestamp(index * _QUARTER_US / 1_000_000, tz=local)
+        day = at.date().toordinal() - _EPOCH_ORDINAL
+        return day, day * 24 + at.hour
+
+    return lambda micros: quarter(micros // _QUARTER_US)
+
+
+def _day_key(call: Mapping[str, Any], day: int) -> DayKey:
+    return (
+        day,
+        call["extension_id"] or 0,
+        call["user_id"] or 0,
+        call["hotline_id"] or 0,
+        call["direction"],
+    )
+
+
+class Delta:
+    """Sums to add to (or take from) the tenant's rows."""
+
+    def __init__(self, timezone: str) -> None:
+        self._clock = clock(timezone)
+        self.days: dict[DayKey, Sums] = {}
+        self.hours: dict[int, Sums] = {}
+
+    def add(self, calls: Iterable[Mapping[str, Any]], sign: int = 1) -> None:
+        for call in calls:
+            day, hour = self._clock(int(call["started_at"]))
+            sums = sums_of(call)
+            self.days.setdefault(_day_key(call, day), Sums()).add(sums, sign)
+            self.hours.setdefault(hour, Sums()).add(sums, sign)
+
+
+async def apply(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    timezone: str,
+    removed: Sequence[Mapping[str, Any]] = (),
+    added: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """In the writer's transaction: the calls ``removed`` no longer count, those ``added`` do
+    (an update is both: the call as it was, and as it is)."""
+    if not removed and not added:
+        return
+    delta = Delta(timezone)
+    delta.add(removed, -1)
+    delta.add(added)
+    await repository.add_days(conn, tenant_id=tenant_id, delta=delta.days)
+    await repository.add_hours(conn, tenant_id=tenant_id, delta=delta.hours)
+
+
+async def rebuild(
+    conn: AsyncConnection, *, tenant_id: int, timezone: str, days: tuple[int, int] | None = None
+) -> None:
+    """The tenant's sums made again from its stored calls: of the local days ``days``
+    (first, last), or all of them."""
+    start = end = None
+    if days is not None:  # local days lie within a day either side of the same UTC days
+        start, end = (days[0] - 1) * 86_400_000_000, (days[1] + 2) * 86_400_000_000
+    await repository.clear(conn, tenant_id=tenant_id, days=days)
+    delta = Delta(timezone)
+    async for calls in repository.calls_of(conn, tenant_id=tenant_id, start=start, end=end):
+        delta.add(calls)
+    if days is not None:  # a call stored with a local day outside (the zone moved) stays out
+        delta.days = {k: v for k, v in delta.days.items() if days[0] <= k[0] <= days[1]}
+        delta.hours = {
+            k: v for k, v in delta.hours.items() if days[0] * 24 <= k < (days[1] + 1) * 24
+        }
+    await repository.add_days(conn, tenant_id=tenant_id, delta=delta.days)
+    await repository.add_hours(conn, tenant_id=tenant_id, delta=delta.hours)
+
+
+async def trim(conn: AsyncConnection, *, cutoff: int) -> None:
+    """After retention removed every call before ``cutoff``: each tenant's days before it go,
+    and the day it cuts through is made again from the calls left."""
+    for tenant_id, timezone in await repository.tenants(conn):
+        await lock_tenant_writes(conn, tenant_id=tenant_id)
+        day, _ = clock(timezone)(cutoff)
+        await repository.drop_before(conn, tenant_id=tenant_id, day=day)
+        await rebuild(conn, tenant_id=tenant_id, timezone=timezone, days=(day, day))
+
+
+async def build_pending(db: Database) -> bool:
+    """Sums of a store that held calls before they were kept (migration 0009), made once,
+    tenant by tenant, each under its ingest lock; True if there was anything to do."""
+    async with transaction(db, write=False) as conn:
+        if await repository.state(conn) != "pending":
+            return False
+        tenants = await repository.tenants(conn)
+    for tenant_id, timezone in tenants:
+        async with transaction(db, write=True) as conn:
+            await lock_tenant_writes(conn, tenant_id=tenant_id)
+            await rebuild(conn, tenant_id=tenant_id, timezone=timezone)
+    async with transaction(db, write=True) as conn:
+        await repository.set_state(conn, "ready")
+    return True
+
+
+def _local_start(timezone: str, micros: int, unit: str) -> tuple[int, int] | None:
+    """(local day, local hour) of ``micros`` if it is the start of a local ``unit`` (day or
+    hour), else None."""
+    at = dt.datetime.fromtimestamp(micros / 1_000_000, tz=zone(timezone))
+    if micros % 1_000_000 or at.second or at.minute or (unit == "day" and at.hour):
+        return None
+    result: tuple[int, int] = clock(timezone)(micros)
+    return result
+
+
+def whole(
+    timezone: str, start: int | None, end: int | None, unit: str
+) -> tuple[bool, tuple[int, int] | None]:
+    """Whether [start, end] is made of whole local days (``unit`` day) or hours (hour), and
+    which (first, last; None when both ends are open)."""
+    if start is None and end is None:
+        return True, None
+    if start is None or end is None:
+        return False, None
+    first = _local_start(timezone, start, unit)
+    after = _local_start(timezone, end + 1, unit)
+    if first is None or after is None:
+        return False, None
+    index = 0 if unit == "day" else 1
+    return True, (first[index], after[index] - 1)
+
+
+async def ready(conn: AsyncConnection) -> bool:
+    """Whether the sums hold every stored call (not before the first build after 0009)."""
+    return await repository.state(conn) == "ready"
+
+
+async def day_sums(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    days: tuple[int, int] | None,
+    direction: str | None,
+    extension_ids: Sequence[int],
+    hotline_ids: Sequence[int],
+    user_ids: Sequence[int] | None,
+) -> list[tuple[DayKey, Sums]]:
+    """The tenant's sums by local day and dimension, of these days, matching the filters."""
+    return await repository.days_of(
+        conn,
+        tenant_id=tenant_id,
+        days=days,
+        direction=direction,
+        extension_ids=extension_ids,
+        hotline_ids=hotline_ids,
+        user_ids=user_ids,
+    )
+
+
+async def hour_sums(
+    conn: AsyncConnection, *, tenant_id: int, hours: tuple[int, int] | None
+) -> list[tuple[int, Sums]]:
+    """The tenant's sums by local hour, of these hours."""
+    return await repository.hours_of(conn, tenant_id=tenant_id, hours=hours)
