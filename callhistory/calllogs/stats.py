@@ -14,17 +14,10 @@ import msgspec
 from callhistory.calllogs.schemas import CallStatsBucket, GroupBy
 from callhistory.kit.errors import InvalidArgument
 from callhistory.kit.times import by_local_hour
-from callhistory.rollups.sums import DayKey, Sums
+from callhistory.rollups.sums import DayKey, Sums, Target, call_sums
 
 MAX_BUCKETS = 1000
 CALENDAR = ("day", "hour", "weekday")
-_INBOUND = ("in", "ext_in")
-
-
-class _Target(msgspec.Struct):
-    ring_time: str | None = None
-    answered_time: str | None = None
-    status: str = ""
 
 
 class StatsCall(msgspec.Struct):
@@ -37,7 +30,7 @@ class StatsCall(msgspec.Struct):
     extension_id: str
     user_id: str
     hotline_id: str
-    call_targets: list[_Target]
+    call_targets: list[Target]
 
 
 calls_decoder = msgspec.json.Decoder(list[StatsCall])
@@ -57,22 +50,6 @@ def _bucket(sums: Sums, key: dict[str, str]) -> CallStatsBucket:
         talk_time=sums.talk,
         avg_talk_time=sums.talk / sums.answered if sums.answered else 0.0,
     )
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _micros(text: str) -> int:
-    return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-def time_to_answer(call: StatsCall) -> int | None:
-    """First ring to first answer, in microseconds; None unless both are known."""
-    rings = [t.ring_time for t in call.call_targets if t.ring_time]
-    answers = [t.answered_time for t in call.call_targets if t.answered_time]
-    if not rings or not answers:
-        return None
-    return max(0, _micros(min(answers)) - _micros(min(rings)))
 
 
 _EPOCH_DAY = dt.date(1970, 1, 1)
@@ -108,19 +85,14 @@ class Counter:
         """Count stored calls (their documents' fields)."""
         for call in calls:
             tally = self._tally(tuple(self._value(name, call) for name in self._group_by))
-            tally.calls += 1
-            if call.call_state == "answered":
-                tally.answered += 1
-                tally.talk += call.duration
-                wait = time_to_answer(call)
-                if wait is not None:
-                    tally.waits += 1
-                    tally.wait_us += wait
-                    tally.hist[wait // 1_000_000] += 1
-            elif call.direction in _INBOUND:
-                tally.missed += 1
-                if any(t.status == "cancelled" for t in call.call_targets):
-                    tally.abandoned += 1
+            tally.add(
+                call_sums(
+                    call_state=call.call_state,
+                    direction=call.direction,
+                    duration=call.duration,
+                    targets=call.call_targets,
+                )
+            )
 
     def add_days(self, rows: Iterable[tuple[DayKey, Sums]]) -> None:
         """Count the statistics kept by local day and dimension."""

@@ -12,7 +12,7 @@ a histogram of whole seconds, so a p90 over any days is exact (to the second).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -22,49 +22,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from callhistory.db.engine import Database, lock_tenant_writes, transaction
 from callhistory.kit.times import zone
 from callhistory.rollups import repository
-from callhistory.rollups.sums import DayKey, Sums
+from callhistory.rollups.sums import DayKey, Sums, Target, call_sums
 
-INBOUND = ("in", "ext_in")
 _QUARTER_US = 900_000_000  # every zone's offset is a whole number of quarter hours
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-
-
-class _Target(msgspec.Struct):
-    ring_time: str | None = None
-    answered_time: str | None = None
-    status: str = ""
-
-
-_targets = msgspec.json.Decoder(list[_Target])
-
-
-def _micros(text: str) -> int:
-    return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
+_targets = msgspec.json.Decoder(list[Target])
 
 
 def sums_of(call: Mapping[str, Any]) -> Sums:
     """What one stored call (its columns) adds."""
-    answered = call["call_state"] == "answered"
-    sums = Sums(calls=1)
-    targets = _targets.decode(call["call_targets"]) if call["call_targets"] else []
-    if answered:
-        sums.answered = 1
-        sums.talk = int(call["duration"])
-        rings = [t.ring_time for t in targets if t.ring_time]
-        answers = [t.answered_time for t in targets if t.answered_time]
-        if rings and answers:
-            wait = max(0, _micros(min(answers)) - _micros(min(rings)))
-            sums.waits, sums.wait_us = 1, wait
-            sums.hist[wait // 1_000_000] = 1
-    elif call["direction"] in INBOUND:
-        sums.missed = 1
-        sums.abandoned = int(any(t.status == "cancelled" for t in targets))
-    return sums
+    return call_sums(
+        call_state=call["call_state"],
+        direction=call["direction"],
+        duration=int(call["duration"]),
+        targets=_targets.decode(call["call_targets"]) if call["call_targets"] else [],
+    )
 
 
 @lru_cache(maxsize=64)
-def clock(timezone: str) -> Any:
+def clock(timezone: str) -> Callable[[int], tuple[int, int]]:
     """started_at (microseconds) -> (local day, local hour), both counted from 1970-01-01,
     cached per quarter hour of UTC."""
     local = zone(timezone)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter as Histogram
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 DayKey = tuple[int, int, int, int, str]  # local day, extension, user, hotline, direction
+INBOUND = ("in", "ext_in")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class Target(msgspec.Struct):
+    """What the statistics read of a call's target."""
+
+    ring_time: str | None = None
+    answered_time: str | None = None
+    status: str = ""
+
+
+def _micros(text: str) -> int:
+    return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 @dataclass
@@ -46,3 +64,23 @@ class Sums:
             if rank <= 0:
                 return seconds
         raise AssertionError("the histogram holds fewer waits than counted")
+
+
+def call_sums(*, call_state: str, direction: str, duration: int, targets: Sequence[Target]) -> Sums:
+    """What one call adds: answered (its talk time, and its wait from the first ring to the
+    first answer when both are known), or missed when inbound (abandoned when the caller hung
+    up while a phone rang)."""
+    sums = Sums(calls=1)
+    if call_state == "answered":
+        sums.answered = 1
+        sums.talk = duration
+        rings = [t.ring_time for t in targets if t.ring_time]
+        answers = [t.answered_time for t in targets if t.answered_time]
+        if rings and answers:
+            wait = max(0, _micros(min(answers)) - _micros(min(rings)))
+            sums.waits, sums.wait_us = 1, wait
+            sums.hist[wait // 1_000_000] = 1
+    elif direction in INBOUND:
+        sums.missed = 1
+        sums.abandoned = int(any(t.status == "cancelled" for t in targets))
+    return sums
