@@ -25,9 +25,11 @@ GROUPINGS = [
     ["hour"],
     ["weekday", "hour"],
     ["day", "extension"],
-    ["user", "direction"],
+    ["user"],
+    ["direction", "day"],
     ["department"],
     ["hotline", "day"],
+    ["user", "direction"],  # not kept: counted call by call both ways
 ]
 
 

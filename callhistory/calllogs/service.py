@@ -264,10 +264,25 @@ async def get_call_stats(
     )
 
 
-# Filters the kept statistics cannot answer, and what each of their two tables can group by.
-_UNKEPT = ("call_state", "duration_op", "call_number", "external_id", "external_session_id")
+# Filters the kept statistics cannot answer; what the days' rows group by besides the day.
+_UNKEPT = (
+    "call_state",
+    "direction",
+    "duration_op",
+    "call_number",
+    "user_id",
+    "department_id",
+    "external_id",
+    "external_session_id",
+)
 _BY_HOUR = frozenset({"day", "hour", "weekday"})
-_BY_DAY = frozenset({"day", "extension", "user", "department", "hotline", "direction"})
+_DAY_DIMENSIONS = {
+    "extension": "extension",
+    "user": "user",
+    "department": "user",
+    "hotline": "hotline",
+    "direction": "direction",
+}
 
 
 async def _count_kept(
@@ -278,43 +293,26 @@ async def _count_kept(
     query: CallLogQuery,
     counter: stats.Counter,
 ) -> bool:
-    """Count from the statistics kept by local hour or by local day and dimension when they
-    hold the answer (whole local hours or days, filters they keep); False otherwise."""
-    if any(getattr(query, name) is not None for name in _UNKEPT):
+    """Count from the statistics kept by local day (alone or by one dimension) or by local
+    hour when they hold the answer: whole local days or hours, no filter but the dates;
+    False otherwise."""
+    unkept = any(getattr(query, name) is not None for name in _UNKEPT)
+    if unkept or query.extension_ids or query.hotline_ids:
         return False
     tenant_id, timezone = principal.tenant_id, principal.timezone
-    narrowed = (
-        query.direction is not None
-        or query.extension_ids
-        or query.hotline_ids
-        or query.user_id is not None
-        or query.department_id is not None
-    )
-    if set(group_by) <= _BY_HOUR and not narrowed:
+    others = [name for name in group_by if name != "day"]
+    if len(others) <= 1 and all(name in _DAY_DIMENSIONS for name in others):
+        exact, days = rollups.whole(timezone, query.date_from, query.date_to, "day")
+        if not exact or not await rollups.ready(conn):
+            return False
+        dim = _DAY_DIMENSIONS[others[0]] if others else ""
+        counter.add_days(await rollups.day_sums(conn, tenant_id=tenant_id, days=days, dim=dim))
+        return True
+    if set(group_by) <= _BY_HOUR:
         exact, hours = rollups.whole(timezone, query.date_from, query.date_to, "hour")
         if not exact or not await rollups.ready(conn):
             return False
         counter.add_hours(await rollups.hour_sums(conn, tenant_id=tenant_id, hours=hours))
-        return True
-    if set(group_by) <= _BY_DAY:
-        exact, days = rollups.whole(timezone, query.date_from, query.date_to, "day")
-        if not exact or not await rollups.ready(conn):
-            return False
-        users: list[int] | None = None
-        if query.department_id is not None:
-            users = list(query.members or ())
-        if query.user_id is not None:
-            users = [query.user_id] if users is None else [u for u in users if u == query.user_id]
-        rows = await rollups.day_sums(
-            conn,
-            tenant_id=tenant_id,
-            days=days,
-            direction=query.direction,
-            extension_ids=query.extension_ids,
-            hotline_ids=query.hotline_ids,
-            user_ids=users,
-        )
-        counter.add_days(rows)
         return True
     return False
 

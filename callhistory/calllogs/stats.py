@@ -95,17 +95,12 @@ class Counter:
             )
 
     def add_days(self, rows: Iterable[tuple[DayKey, Sums]]) -> None:
-        """Count the statistics kept by local day and dimension."""
-        for (day, extension, user, hotline, direction), sums in rows:
-            values: dict[str, str] = {
-                "day": day_text(day),
-                "extension": str(extension) if extension else "",
-                "user": str(user) if user else "",
-                "hotline": str(hotline) if hotline else "",
-                "direction": direction,
-            }
+        """Count the statistics kept by local day, alone or by one dimension (the rows of one
+        ``dim``; ``user`` rows count for departments too)."""
+        for (day, dim, value), sums in rows:
+            values = {"day": day_text(day), dim: value}
             if "department" in self._group_by:
-                department = self._departments.get(user) if user else None
+                department = self._departments.get(int(value)) if value else None
                 values["department"] = "" if department is None else str(department)
             self._tally(tuple(values[name] for name in self._group_by)).add(sums)
 

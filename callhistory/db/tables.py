@@ -337,8 +337,8 @@ call_legs = sa.Table(
 )
 
 # Statistics kept as calls are written (rollups.service): per tenant, sums by the tenant's local
-# day and the dimensions GetCallStats groups by, and by local hour alone. Ids are 0 where a call
-# has none (a key column cannot be NULL). ``wait_hist`` is JSON, {whole seconds to answer: calls}.
+# day, alone and by each dimension GetCallStats groups by, and by local hour.
+# ``wait_hist`` is JSON, {whole seconds to answer: calls}.
 _MEASURES = (
     ("calls", sa.Integer),
     ("answered", sa.Integer),
@@ -362,14 +362,12 @@ call_stats_days = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.BigInteger, nullable=False),
     sa.Column("day", sa.Integer, nullable=False),  # local days since 1970-01-01
-    sa.Column("extension_id", sa.BigInteger, nullable=False),
-    sa.Column("user_id", sa.BigInteger, nullable=False),
-    sa.Column("hotline_id", sa.BigInteger, nullable=False),
-    sa.Column("direction", sa.String(8), nullable=False),
+    # "" (all the day's calls), extension, user, hotline or direction; and its value ("" for
+    # calls without one): a call adds to one row of each.
+    sa.Column("dim", sa.String(16), nullable=False),
+    sa.Column("value", sa.String(32), nullable=False),
     *_measures(),
-    sa.PrimaryKeyConstraint(
-        "tenant_id", "day", "extension_id", "user_id", "hotline_id", "direction"
-    ),
+    sa.PrimaryKeyConstraint("tenant_id", "day", "dim", "value"),
 )
 call_stats_hours = sa.Table(
     "call_stats_hours",

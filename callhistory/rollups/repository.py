@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter as Histogram
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ from callhistory.rollups.sums import DayKey, Sums
 D = call_stats_days.c
 H = call_stats_hours.c
 _MEASURES = ("calls", "answered", "missed", "abandoned", "talk", "waits", "wait_us")
-_DAY_KEY = ("day", "extension_id", "user_id", "hotline_id", "direction")
+_DAY_KEY = ("day", "dim", "value")
 _CHUNK = 5000
 _STATS_COLUMNS = (
     call_logs.c.started_at,
@@ -50,13 +50,7 @@ def _row_sums(row: Any) -> Sums:
 
 
 def _day_key(row: Any) -> DayKey:
-    return (
-        int(row["day"]),
-        int(row["extension_id"]),
-        int(row["user_id"]),
-        int(row["hotline_id"]),
-        str(row["direction"]),
-    )
+    return int(row["day"]), str(row["dim"]), str(row["value"])
 
 
 def _values(sums: Sums) -> dict[str, Any]:
@@ -209,27 +203,12 @@ async def set_state(conn: AsyncConnection, value: str) -> None:
 
 
 async def days_of(
-    conn: AsyncConnection,
-    *,
-    tenant_id: int,
-    days: tuple[int, int] | None,
-    direction: str | None,
-    extension_ids: Sequence[int],
-    hotline_ids: Sequence[int],
-    user_ids: Sequence[int] | None,
+    conn: AsyncConnection, *, tenant_id: int, days: tuple[int, int] | None, dim: str
 ) -> list[tuple[DayKey, Sums]]:
-    """The tenant's day rows within ``days`` matching the filters (``user_ids`` None: any)."""
-    query = sa.select(call_stats_days).where(D.tenant_id == tenant_id)
+    """The tenant's day rows of dimension ``dim`` ("": the days' own) within ``days``."""
+    query = sa.select(call_stats_days).where(D.tenant_id == tenant_id, D.dim == dim)
     if days is not None:
         query = query.where(D.day.between(days[0], days[1]))
-    if direction is not None:
-        query = query.where(D.direction == direction)
-    if extension_ids:
-        query = query.where(D.extension_id.in_(list(extension_ids)))
-    if hotline_ids:
-        query = query.where(D.hotline_id.in_(list(hotline_ids)))
-    if user_ids is not None:
-        query = query.where(D.user_id.in_(list(user_ids)))
     result = await conn.execute(query)
     return [(_day_key(row), _row_sums(row)) for row in result.mappings()]
 

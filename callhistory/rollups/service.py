@@ -1,12 +1,13 @@
-"""Statistics kept as calls are written, so that GetCallStats reads a few thousand sums
+"""Statistics kept as calls are written, so that GetCallStats reads a few hundred sums
 instead of every call of a year.
 
-Each call adds to two rows of sums: one per (local day, extension, user, hotline, direction)
-and one per local hour, in the tenant's time zone. Whoever writes call logs says what it wrote:
-``apply`` takes the calls as they were before (an update, an erasure) and as they are after,
-so the sums stay those of the stored calls under re-ingest, late legs and erasure. Retention
-drops whole days and rebuilds the day it cuts through (``trim``). Times to answer are kept as
-a histogram of whole seconds, so a p90 over any days is exact (to the second).
+Each call adds to rows of sums in the tenant's time zone: its local day's, one per dimension
+of that day (its extension, user, hotline, direction), and its local hour's. Whoever writes
+call logs says what it wrote: ``apply`` takes the calls as they were before (an update, an
+erasure) and as they are after, so the sums stay those of the stored calls under re-ingest,
+late legs and erasure. Retention drops whole days and rebuilds the day it cuts through
+(``trim``). Times to answer are kept as a histogram of whole seconds, so a p90 over any days
+is exact (to the second).
 """
 
 from __future__ import annotations
@@ -54,14 +55,19 @@ def clock(timezone: str) -> Callable[[int], tuple[int, int]]:
     return lambda micros: quarter(micros // _QUARTER_US)
 
 
-def _day_key(call: Mapping[str, Any], day: int) -> DayKey:
-    return (
-        day,
-        call["extension_id"] or 0,
-        call["user_id"] or 0,
-        call["hotline_id"] or 0,
-        call["direction"],
-    )
+def _day_keys(call: Mapping[str, Any], day: int) -> list[DayKey]:
+    """The day rows a call adds to: the day's, and one per dimension."""
+
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    return [
+        (day, "", ""),
+        (day, "extension", text(call["extension_id"])),
+        (day, "user", text(call["user_id"])),
+        (day, "hotline", text(call["hotline_id"])),
+        (day, "direction", call["direction"]),
+    ]
 
 
 class Delta:
@@ -76,7 +82,8 @@ class Delta:
         for call in calls:
             day, hour = self._clock(int(call["started_at"]))
             sums = sums_of(call)
-            self.days.setdefault(_day_key(call, day), Sums()).add(sums, sign)
+            for key in _day_keys(call, day):
+                self.days.setdefault(key, Sums()).add(sums, sign)
             self.hours.setdefault(hour, Sums()).add(sums, sign)
 
 
@@ -179,25 +186,10 @@ async def ready(conn: AsyncConnection) -> bool:
 
 
 async def day_sums(
-    conn: AsyncConnection,
-    *,
-    tenant_id: int,
-    days: tuple[int, int] | None,
-    direction: str | None,
-    extension_ids: Sequence[int],
-    hotline_ids: Sequence[int],
-    user_ids: Sequence[int] | None,
+    conn: AsyncConnection, *, tenant_id: int, days: tuple[int, int] | None, dim: str
 ) -> list[tuple[DayKey, Sums]]:
-    """The tenant's sums by local day and dimension, of these days, matching the filters."""
-    return await repository.days_of(
-        conn,
-        tenant_id=tenant_id,
-        days=days,
-        direction=direction,
-        extension_ids=extension_ids,
-        hotline_ids=hotline_ids,
-        user_ids=user_ids,
-    )
+    """The tenant's sums by local day (``dim`` "") or by day and a dimension, of these days."""
+    return await repository.days_of(conn, tenant_id=tenant_id, days=days, dim=dim)
 
 
 async def hour_sums(

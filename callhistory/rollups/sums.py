@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-DayKey = tuple[int, int, int, int, str]  # local day, extension, user, hotline, direction
+DayKey = tuple[int, str, str]  # local day, dimension ("" for all calls), its value
+DIMENSIONS = ("extension", "user", "hotline", "direction")
 INBOUND = ("in", "ext_in")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

@@ -1,6 +1,7 @@
-"""Statistics kept as calls are written: sums by the tenant's local day and dimensions, and by
-local hour (see rollups.service). A store that already holds calls gets them built from its
-calls when ``callhistory migrate`` (or ``serve``) next runs: this revision marks them pending.
+"""Statistics kept as calls are written: sums by the tenant's local day, alone and by each
+dimension, and by local hour (see rollups.service). A store that already holds calls gets them
+built from its calls when ``callhistory migrate`` (or ``serve``) next runs: this revision marks
+them pending.
 
 Revision ID: 0009
 Revises: 0008
@@ -37,20 +38,10 @@ def upgrade() -> None:
         "call_stats_days",
         sa.Column("tenant_id", sa.BigInteger, nullable=False),
         sa.Column("day", sa.Integer, nullable=False),
-        sa.Column("extension_id", sa.BigInteger, nullable=False),
-        sa.Column("user_id", sa.BigInteger, nullable=False),
-        sa.Column("hotline_id", sa.BigInteger, nullable=False),
-        sa.Column("direction", sa.String(8), nullable=False),
+        sa.Column("dim", sa.String(16), nullable=False),
+        sa.Column("value", sa.String(32), nullable=False),
         *_measures(),
-        sa.PrimaryKeyConstraint(
-            "tenant_id",
-            "day",
-            "extension_id",
-            "user_id",
-            "hotline_id",
-            "direction",
-            name="pk_call_stats_days",
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "day", "dim", "value", name="pk_call_stats_days"),
     )
     op.create_table(
         "call_stats_hours",
