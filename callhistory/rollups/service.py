@@ -79,12 +79,19 @@ class Delta:
         self.hours: dict[int, Sums] = {}
 
     def add(self, calls: Iterable[Mapping[str, Any]], sign: int = 1) -> None:
+        days, hours = self.days, self.hours
         for call in calls:
             day, hour = self._clock(int(call["started_at"]))
             sums = sums_of(call)
             for key in _day_keys(call, day):
-                self.days.setdefault(key, Sums()).add(sums, sign)
-            self.hours.setdefault(hour, Sums()).add(sums, sign)
+                found = days.get(key)
+                if found is None:
+                    found = days[key] = Sums()
+                found.add(sums, sign)
+            found_hour = hours.get(hour)
+            if found_hour is None:
+                found_hour = hours[hour] = Sums()
+            found_hour.add(sums, sign)
 
 
 async def apply(

@@ -48,12 +48,16 @@ class Sums:
         self.missed += sign * other.missed
         self.abandoned += sign * other.abandoned
         self.talk += sign * other.talk
-        self.waits += sign * other.waits
-        self.wait_us += sign * other.wait_us
-        for seconds, count in other.hist.items():
-            self.hist[seconds] += sign * count
-            if not self.hist[seconds]:
-                del self.hist[seconds]
+        if other.waits:
+            self.waits += sign * other.waits
+            self.wait_us += sign * other.wait_us
+            hist = self.hist
+            for seconds, count in other.hist.items():
+                left = hist.get(seconds, 0) + sign * count
+                if left:
+                    hist[seconds] = left
+                else:
+                    del hist[seconds]
 
     def p90(self) -> int | None:
         """The nearest-rank 90th percentile of the waits, in whole seconds."""
