@@ -48,9 +48,9 @@ class Sums:
         self.missed += sign * other.missed
         self.abandoned += sign * other.abandoned
         self.talk += sign * other.talk
-        if other.waits:
-            self.waits += sign * other.waits
-            self.wait_us += sign * other.wait_us
+        self.waits += sign * other.waits
+        self.wait_us += sign * other.wait_us
+        if other.hist:  # (a delta's waits may sum to 0 while its histogram does not)
             hist = self.hist
             for seconds, count in other.hist.items():
                 left = hist.get(seconds, 0) + sign * count
