@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter as Histogram
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.backend import backend
-from callhistory.db.engine import ALL_TENANTS
+from callhistory.db.engine import ALL_TENANTS, fetch
 from callhistory.db.tables import (
     call_logs,
     call_stats_days,
@@ -202,23 +202,48 @@ async def set_state(conn: AsyncConnection, value: str) -> None:
     )
 
 
+_READ = ("calls", "answered", "missed", "abandoned", "talk", "waits", "wait_us", "wait_hist")
+_DAYS_OF = sa.select(D.day, D.value, *(D[name] for name in _READ)).where(
+    D.tenant_id == sa.bindparam("tenant_id"),
+    D.dim == sa.bindparam("dim"),
+    D.day.between(sa.bindparam("first"), sa.bindparam("last")),
+)
+_HOURS_OF = sa.select(H.hour, *(H[name] for name in _READ)).where(
+    H.tenant_id == sa.bindparam("tenant_id"),
+    H.hour.between(sa.bindparam("first"), sa.bindparam("last")),
+)
+_ALL = (-(2**31), 2**31 - 1)
+
+
+def _sums(row: Sequence[Any]) -> Sums:
+    calls, answered, missed, abandoned, talk, waits, wait_us, hist = row
+    return Sums(
+        calls=int(calls),
+        answered=int(answered),
+        missed=int(missed),
+        abandoned=int(abandoned),
+        talk=int(talk),
+        waits=int(waits),
+        wait_us=int(wait_us),
+        hist=_hist(hist) if waits else Histogram(),
+    )
+
+
 async def days_of(
     conn: AsyncConnection, *, tenant_id: int, days: tuple[int, int] | None, dim: str
 ) -> list[tuple[DayKey, Sums]]:
     """The tenant's day rows of dimension ``dim`` ("": the days' own) within ``days``."""
-    query = sa.select(call_stats_days).where(D.tenant_id == tenant_id, D.dim == dim)
-    if days is not None:
-        query = query.where(D.day.between(days[0], days[1]))
-    result = await conn.execute(query)
-    return [(_day_key(row), _row_sums(row)) for row in result.mappings()]
+    first, last = days or _ALL
+    rows = await fetch(
+        conn, _DAYS_OF, {"tenant_id": tenant_id, "dim": dim, "first": first, "last": last}
+    )
+    return [((int(row[0]), dim, str(row[1])), _sums(row[2:])) for row in rows]
 
 
 async def hours_of(
     conn: AsyncConnection, *, tenant_id: int, hours: tuple[int, int] | None
 ) -> list[tuple[int, Sums]]:
     """The tenant's hour rows within ``hours`` (first, last)."""
-    query = sa.select(call_stats_hours).where(H.tenant_id == tenant_id)
-    if hours is not None:
-        query = query.where(H.hour.between(hours[0], hours[1]))
-    result = await conn.execute(query)
-    return [(int(row["hour"]), _row_sums(row)) for row in result.mappings()]
+    first, last = hours or _ALL
+    rows = await fetch(conn, _HOURS_OF, {"tenant_id": tenant_id, "first": first, "last": last})
+    return [(int(row[0]), _sums(row[1:])) for row in rows]
