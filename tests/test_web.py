@@ -351,3 +351,16 @@ def test_the_dashboard_on_a_phone_in_vietnamese(web: Any, browser: Any) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     phone.screenshot(path=str(ARTIFACTS / "dashboard-phone-vi.png"), full_page=True)
     context.close()
+
+
+def test_the_dashboard_switches_language_in_place(web: Any, page: Any) -> None:
+    server, data, _ = web
+    open_dashboard(page, server.base_url, data.tenant.read, f"?from={FROM}&to={TO}")
+    rows = page.locator("#missed tbody tr")
+    english = rows.first.locator("td").nth(1).inner_text()
+    count = rows.count()
+    page.get_by_label("Language").select_option("vi")
+    expect(page.locator("h1")).to_have_text("Thống kê cuộc gọi")
+    assert rows.count() == count
+    assert rows.first.locator("td").nth(1).inner_text() != english  # dates written the vi way
+    assert page.locator("#agents caption").inner_text() == "Nhân viên"

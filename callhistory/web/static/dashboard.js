@@ -32,7 +32,7 @@ Object.assign(TEXT.en, {
   missedTooLong: "Missed calls can be listed for at most 92 days.",
 });
 
-const board = { from: "", to: "", users: new Map(), data: null, missedNext: "" };
+const board = { from: "", to: "", users: new Map(), data: null, missed: [], missedNext: "" };
 const DAY_MS = 86_400_000;
 
 // Dates are the tenant's calendar dates (YYYY-MM-DD), whatever the browser's zone.
@@ -198,6 +198,8 @@ async function loadMissed(after) {
   const page = await api("ListMissedCalls", {
     filter: { date_from: board.from, date_to: board.to }, paging: { limit: 20, ...(after ? { after } : {}) },
   });
+  if (!after) board.missed = [];
+  board.missed.push(...page.missed_calls);
   body.append(...page.missed_calls.map(missedRow));
   board.missedNext = page.paging.next;
   $("missed-more").hidden = !page.paging.next;
@@ -210,6 +212,7 @@ function draw() {
   drawBars(bars, dimension);
   drawHeat(heat);
   drawAgents(agents);
+  $("missed").querySelector("tbody").replaceChildren(...board.missed.map(missedRow));
 }
 
 async function load() {
@@ -226,6 +229,7 @@ async function load() {
     ]);
     if (users) board.users = new Map(users.map((u) => [u.id, u.full_name]));
     board.data = { bars: bars.buckets, dimension, heat: heat.buckets, agents: agents.buckets };
+    board.missed = [];
     draw();
     await loadMissed("");
   } catch (error) {
