@@ -171,14 +171,11 @@ def serve(
     """Serve the API (migrating the database first)."""
     from callhistory.http.server import uvicorn_arguments  # uvicorn stays out of the other commands
 
-    # The environment is read by Settings, so a bad CALLHISTORY_PORT is one line naming it.
-    try:
-        settings = Settings.from_env(host=host, port=port)
-    except ConfigError as error:
-        _fail("config", str(error), 2)
-    host, port = settings.host, settings.port
     os.environ["CALLHISTORY_DATABASE_URL"] = database
+    # Settings are read (and a bad CALLHISTORY_PORT reported) as for every command, by _run.
     _run(database, lambda _db: asyncio.sleep(0), migrate=True)  # once, before any worker starts
+    settings = Settings.from_env(host=host, port=port)
+    host, port = settings.host, settings.port
     # This process becomes uvicorn itself, so what the CLI and the migration loaded (Typer,
     # Rich, Alembic) does not stay resident beside the workers.
     sys.stdout.flush()
