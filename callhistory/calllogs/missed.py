@@ -7,8 +7,9 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-INBOUND = frozenset({"in", "ext_in"})
-OUTBOUND = frozenset({"out", "ext_out"})
+from callhistory.rollups.sums import INBOUND
+
+OUTBOUND = ("out", "ext_out")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +31,17 @@ class Call:
 class Unreturned:
     """One customer's run of unreturned tries: no answered call with the number between them."""
 
-    number: str
     tries: list[Call] = field(default_factory=list)
     callbacks: list[int] = field(default_factory=list)  # starts of unanswered calls back
 
     @property
     def last(self) -> Call:
         return self.tries[-1]
+
+    @property
+    def number(self) -> str:
+        """The customer's number as the last try wrote it."""
+        return self.last.caller
 
 
 def unreturned(
@@ -83,10 +88,9 @@ def unreturned(
                 if after < len(answers) and answers[after] <= at + window:
                     continue  # returned: an answered call came within the window
                 if run is None:
-                    run = Unreturned(number=call.caller)
+                    run = Unreturned()
                     runs.append(run)
                 run.tries.append(call)
-                run.number = call.caller
             elif run is not None:
                 run.callbacks.append(at)
     for run in runs:  # calls back count up to the window after the last try

@@ -243,7 +243,7 @@ async def get_call_stats(
         if "department" in request.group_by
         else {}
     )
-    counter = stats.Counter(request.group_by, zone=local, departments=departments)
+    counter = stats.Counter(request.group_by, timezone=principal.timezone, departments=departments)
     if await _count_kept(
         conn, principal=principal, group_by=request.group_by, query=query, counter=counter
     ):

@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import msgspec
 
 from callhistory.calllogs.schemas import CallStatsBucket, GroupBy
 from callhistory.kit.errors import InvalidArgument
-from callhistory.kit.times import by_local_hour
+from callhistory.kit.times import day_text, to_micros
+from callhistory.rollups.service import clock
 from callhistory.rollups.sums import DayKey, Sums, Target, call_sums
 
 MAX_BUCKETS = 1000
@@ -52,25 +53,17 @@ def _bucket(sums: Sums, key: dict[str, str]) -> CallStatsBucket:
     )
 
 
-_EPOCH_DAY = dt.date(1970, 1, 1)
-
-
-def day_text(day: int) -> str:
-    """A local day counted from 1970-01-01 as YYYY-MM-DD."""
-    return (_EPOCH_DAY + dt.timedelta(days=day)).isoformat()
-
-
 class Counter:
     """Counts calls into buckets of ``group_by``."""
 
     def __init__(
-        self, group_by: list[GroupBy], *, zone: dt.tzinfo, departments: dict[int, int]
+        self, group_by: list[GroupBy], *, timezone: str, departments: dict[int, int]
     ) -> None:
         if len(set(group_by)) != len(group_by):
             raise InvalidArgument("group_by", "names a dimension twice")
         self._group_by = group_by
         self._departments = departments
-        self._local = _local_clock(zone)
+        self._clock = clock(timezone)
         self._tallies: dict[tuple[str, ...], Sums] = {}
 
     def _tally(self, key: tuple[str, ...]) -> Sums:
@@ -107,18 +100,13 @@ class Counter:
     def add_hours(self, rows: Iterable[tuple[int, Sums]]) -> None:
         """Count the statistics kept by local hour."""
         for hour, sums in rows:
-            day = hour // 24
-            values = {
-                "day": day_text(day),
-                "hour": f"{hour % 24:02d}",
-                "weekday": str((day + 3) % 7 + 1),  # 1970-01-01 was a Thursday
-            }
+            values = _calendar(hour)
             self._tally(tuple(values[name] for name in self._group_by)).add(sums)
 
     def _value(self, name: GroupBy, call: StatsCall) -> str:
         if name in CALENDAR:
-            day, hour, weekday = self._local(call.started_at)
-            return day if name == "day" else hour if name == "hour" else weekday
+            _, hour = self._clock(to_micros(dt.datetime.fromisoformat(call.started_at)))
+            return _calendar(hour)[name]
         if name == "extension":
             return call.extension_id
         if name == "user":
@@ -165,18 +153,11 @@ def _too_many() -> InvalidArgument:
     )
 
 
-def _local_clock(zone: dt.tzinfo) -> Callable[[str], tuple[str, str, str]]:
-    """A stored UTC time as the tenant's local (day, hour, ISO weekday)."""
-
-    def parts(at: dt.datetime) -> tuple[str, str, str]:
-        return at.date().isoformat(), f"{at.hour:02d}", str(at.isoweekday())
-
-    hour = by_local_hour(zone, parts)
-
-    def local(text: str) -> tuple[str, str, str]:
-        found = hour(text)
-        return (
-            found if found is not None else parts(dt.datetime.fromisoformat(text).astimezone(zone))
-        )
-
-    return local
+def _calendar(hour: int) -> dict[str, str]:
+    """A local hour counted from 1970-01-01 00:00 as its day, hour of day and ISO weekday."""
+    day = hour // 24
+    return {
+        "day": day_text(day),
+        "hour": f"{hour % 24:02d}",
+        "weekday": str((day + 3) % 7 + 1),  # 1970-01-01 was a Thursday
+    }

@@ -15,6 +15,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from callhistory.db.backend import backend
 from callhistory.db.engine import fetch, lock_tenant_writes
 from callhistory.db.tables import call_legs, call_log_erasures, call_logs, change_counters
+from callhistory.rollups.sums import CALL_FIELDS
 
 c = call_legs.c
 logs = call_logs.c
@@ -218,18 +219,8 @@ async def erased_of(
     return {str(source_id): int(call_id) for source_id, call_id in rows}
 
 
-_ERASE_COLUMNS = (
-    logs.id,
-    logs.source_id,
-    logs.started_at,
-    logs.direction,
-    logs.call_state,
-    logs.duration,
-    logs.extension_id,
-    logs.user_id,
-    logs.hotline_id,
-    logs.call_targets,
-)
+# An erased call's source id, and what its statistics counted (rollups.apply takes it back).
+_ERASE_COLUMNS = (logs.source_id, *(logs[name] for name in CALL_FIELDS))
 
 
 async def calls_to_erase(

@@ -39,7 +39,8 @@ def to_micros(value: dt.datetime) -> int:
 
 
 @lru_cache(maxsize=1024)
-def _day_text(days: int) -> str:
+def day_text(days: int) -> str:
+    """Days since 1970-01-01 as YYYY-MM-DD."""
     return (_EPOCH_DAY + dt.timedelta(days=days)).isoformat()
 
 
@@ -55,7 +56,7 @@ def format_micros(value: int | None) -> str | None:
     days, second = divmod(seconds, 86_400)
     minutes, sec = divmod(second, 60)
     hour, minute = divmod(minutes, 60)
-    text = f"{_day_text(days)}T{hour:02d}:{minute:02d}:{sec:02d}"
+    text = f"{day_text(days)}T{hour:02d}:{minute:02d}:{sec:02d}"
     if frac == 0:
         return text + "Z"
     if frac % 1000 == 0:

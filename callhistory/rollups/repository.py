@@ -20,37 +20,34 @@ from callhistory.db.tables import (
     service_state,
 )
 from callhistory.db.tables import tenants as tenants_table
-from callhistory.rollups.sums import DayKey, Sums
+from callhistory.rollups.sums import CALL_FIELDS, DayKey, Sums
 
 D = call_stats_days.c
 H = call_stats_hours.c
 _MEASURES = ("calls", "answered", "missed", "abandoned", "talk", "waits", "wait_us")
+_READ = (*_MEASURES, "wait_hist")
 _DAY_KEY = ("day", "dim", "value")
 _CHUNK = 5000
-_STATS_COLUMNS = (
-    call_logs.c.started_at,
-    call_logs.c.id,
-    call_logs.c.direction,
-    call_logs.c.call_state,
-    call_logs.c.duration,
-    call_logs.c.extension_id,
-    call_logs.c.user_id,
-    call_logs.c.hotline_id,
-    call_logs.c.call_targets,
-)
-STATS_NAMES = tuple(col.name for col in _STATS_COLUMNS)
+_CALL_COLUMNS = tuple(call_logs.c[name] for name in CALL_FIELDS)
 
 
-def _hist(text: str) -> Histogram[int]:
-    return Histogram({int(k): v for k, v in json.loads(text).items()})
+class Inconsistent(Exception):
+    """The kept sums do not match the calls they are said to hold."""
 
 
-def _row_sums(row: Any) -> Sums:
-    return Sums(**{name: int(row[name]) for name in _MEASURES}, hist=_hist(row["wait_hist"]))
-
-
-def _day_key(row: Any) -> DayKey:
-    return int(row["day"]), str(row["dim"]), str(row["value"])
+def _sums(row: Sequence[Any]) -> Sums:
+    """Sums from a row's ``_READ`` columns, in that order."""
+    calls, answered, missed, abandoned, talk, waits, wait_us, hist = row
+    return Sums(
+        calls=int(calls),
+        answered=int(answered),
+        missed=int(missed),
+        abandoned=int(abandoned),
+        talk=int(talk),
+        waits=int(waits),
+        wait_us=int(wait_us),
+        hist=Histogram({int(k): v for k, v in json.loads(hist).items()}) if waits else Histogram(),
+    )
 
 
 def _values(sums: Sums) -> dict[str, Any]:
@@ -66,15 +63,17 @@ async def add_days(conn: AsyncConnection, *, tenant_id: int, delta: Mapping[DayK
         return
     days = sorted({key[0] for key in delta})
     result = await conn.execute(
-        sa.select(call_stats_days).where(D.tenant_id == tenant_id, D.day.in_(days))
+        sa.select(D.day, D.dim, D.value, *(D[name] for name in _READ)).where(
+            D.tenant_id == tenant_id, D.day.in_(days)
+        )
     )
-    current = {_day_key(row): row for row in result.mappings()}
+    current = {(int(row[0]), str(row[1]), str(row[2])): row[3:] for row in result}
     await _write(
         conn,
         call_stats_days,
         tenant_id=tenant_id,
         names=_DAY_KEY,
-        current={k: _row_sums(v) for k, v in current.items() if k in delta},
+        current={k: _sums(v) for k, v in current.items() if k in delta},
         delta=delta,
     )
 
@@ -84,9 +83,11 @@ async def add_hours(conn: AsyncConnection, *, tenant_id: int, delta: Mapping[int
     if not delta:
         return
     result = await conn.execute(
-        sa.select(call_stats_hours).where(H.tenant_id == tenant_id, H.hour.in_(sorted(delta)))
+        sa.select(H.hour, *(H[name] for name in _READ)).where(
+            H.tenant_id == tenant_id, H.hour.in_(sorted(delta))
+        )
     )
-    current = {(row["hour"],): _row_sums(row) for row in result.mappings()}
+    current = {(int(row[0]),): _sums(row[1:]) for row in result}
     await _write(
         conn,
         call_stats_hours,
@@ -112,7 +113,7 @@ async def _write(
         sums = current.get(key) or Sums()
         sums.add(change)
         if sums.calls < 0:
-            raise AssertionError(f"statistics of tenant {tenant_id} went below zero at {key}")
+            raise Inconsistent(f"statistics of tenant {tenant_id} would go below zero at {key}")
         if sums.calls:
             upserts.append(
                 {"tenant_id": tenant_id, **dict(zip(names, key, strict=True)), **_values(sums)}
@@ -123,7 +124,7 @@ async def _write(
         statement = backend(conn).insert(table)
         statement = statement.on_conflict_do_update(
             index_elements=["tenant_id", *names],
-            set_={name: statement.excluded[name] for name in (*_MEASURES, "wait_hist")},
+            set_={name: statement.excluded[name] for name in _READ},
         )
         await conn.execute(statement, upserts)
     if gone:
@@ -159,7 +160,7 @@ async def calls_of(
     [start, end), a chunk at a time, along the primary key."""
     after: tuple[int, int] | None = None
     while True:
-        query = sa.select(*_STATS_COLUMNS).where(call_logs.c.tenant_id == tenant_id)
+        query = sa.select(*_CALL_COLUMNS).where(call_logs.c.tenant_id == tenant_id)
         if start is not None:
             query = query.where(call_logs.c.started_at >= start)
         if end is not None:
@@ -169,7 +170,7 @@ async def calls_of(
                 sa.tuple_(call_logs.c.started_at, call_logs.c.id) > sa.tuple_(*after)
             )
         query = query.order_by(call_logs.c.started_at, call_logs.c.id).limit(_CHUNK)
-        rows = [dict(zip(STATS_NAMES, row, strict=True)) for row in await conn.execute(query)]
+        rows = [dict(zip(CALL_FIELDS, row, strict=True)) for row in await conn.execute(query)]
         if rows:
             yield rows
         if len(rows) < _CHUNK:
@@ -202,7 +203,6 @@ async def set_state(conn: AsyncConnection, value: str) -> None:
     )
 
 
-_READ = ("calls", "answered", "missed", "abandoned", "talk", "waits", "wait_us", "wait_hist")
 _DAYS_OF = sa.select(D.day, D.value, *(D[name] for name in _READ)).where(
     D.tenant_id == sa.bindparam("tenant_id"),
     D.dim == sa.bindparam("dim"),
@@ -213,20 +213,6 @@ _HOURS_OF = sa.select(H.hour, *(H[name] for name in _READ)).where(
     H.hour.between(sa.bindparam("first"), sa.bindparam("last")),
 )
 _ALL = (-(2**31), 2**31 - 1)
-
-
-def _sums(row: Sequence[Any]) -> Sums:
-    calls, answered, missed, abandoned, talk, waits, wait_us, hist = row
-    return Sums(
-        calls=int(calls),
-        answered=int(answered),
-        missed=int(missed),
-        abandoned=int(abandoned),
-        talk=int(talk),
-        waits=int(waits),
-        wait_us=int(wait_us),
-        hist=_hist(hist) if waits else Histogram(),
-    )
 
 
 async def days_of(

@@ -13,6 +13,7 @@ is exact (to the second).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -25,6 +26,7 @@ from callhistory.kit.times import zone
 from callhistory.rollups import repository
 from callhistory.rollups.sums import DayKey, Sums, Target, call_sums
 
+log = logging.getLogger("callhistory")
 _QUARTER_US = 900_000_000  # every zone's offset is a whole number of quarter hours
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _targets = msgspec.json.Decoder(list[Target])
@@ -55,17 +57,17 @@ def clock(timezone: str) -> Callable[[int], tuple[int, int]]:
     return lambda micros: quarter(micros // _QUARTER_US)
 
 
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _day_keys(call: Mapping[str, Any], day: int) -> list[DayKey]:
     """The day rows a call adds to: the day's, and one per dimension."""
-
-    def text(value: Any) -> str:
-        return "" if value is None else str(value)
-
     return [
         (day, "", ""),
-        (day, "extension", text(call["extension_id"])),
-        (day, "user", text(call["user_id"])),
-        (day, "hotline", text(call["hotline_id"])),
+        (day, "extension", _text(call["extension_id"])),
+        (day, "user", _text(call["user_id"])),
+        (day, "hotline", _text(call["hotline_id"])),
         (day, "direction", call["direction"]),
     ]
 
@@ -109,8 +111,14 @@ async def apply(
     delta = Delta(timezone)
     delta.add(removed, -1)
     delta.add(added)
-    await repository.add_days(conn, tenant_id=tenant_id, delta=delta.days)
-    await repository.add_hours(conn, tenant_id=tenant_id, delta=delta.hours)
+    try:
+        await repository.add_days(conn, tenant_id=tenant_id, delta=delta.days)
+        await repository.add_hours(conn, tenant_id=tenant_id, delta=delta.hours)
+    except repository.Inconsistent as error:
+        # Derived data never stops a write: the calls are stored, GetCallStats counts calls
+        # again, and the next `migrate` or `serve` builds the sums anew.
+        log.warning("%s; statistics marked for a rebuild", error)
+        await repository.set_state(conn, "pending")
 
 
 async def rebuild(

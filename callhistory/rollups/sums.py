@@ -10,10 +10,22 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from callhistory.kit.times import to_micros
+
 DayKey = tuple[int, str, str]  # local day, dimension ("" for all calls), its value
-DIMENSIONS = ("extension", "user", "hotline", "direction")
 INBOUND = ("in", "ext_in")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The stored columns a call's sums are made of (``apply`` takes calls as mappings of these).
+CALL_FIELDS = (
+    "started_at",
+    "id",
+    "direction",
+    "call_state",
+    "duration",
+    "extension_id",
+    "user_id",
+    "hotline_id",
+    "call_targets",
+)
 
 
 class Target(msgspec.Struct):
@@ -25,7 +37,7 @@ class Target(msgspec.Struct):
 
 
 def _micros(text: str) -> int:
-    return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
+    return to_micros(dt.datetime.fromisoformat(text))
 
 
 @dataclass
