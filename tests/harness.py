@@ -271,3 +271,13 @@ def partition_names(database_url: str) -> set[str]:
         "WHERE i.inhparent = 'call_logs'::regclass",
     )
     return {name for (name,) in rows}
+
+
+def assert_kept_stats_agree(api: Api, key: str) -> None:
+    """GetCallStats from the statistics kept at write time equals the same request counted
+    call by call (a filter they do not keep, ``duration >= 0``, matches every call)."""
+    every_call = {"duration": {"comparison": "greater_than_or_equal_to", "value": 0}}
+    for group_by in (["direction"], ["hour"], ["weekday"], ["extension"], ["hotline"]):
+        kept = api.ok("GetCallStats", {"group_by": group_by}, key)
+        counted = api.ok("GetCallStats", {"group_by": group_by, "filter": every_call}, key)
+        assert kept == counted, group_by

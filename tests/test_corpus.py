@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from callhistory.cli import app
-from tests.harness import Api, Tenant, cli_json, new_tenant
+from tests.harness import Api, Tenant, assert_kept_stats_agree, cli_json, new_tenant
 
 CORPUS = Path(
     os.environ.get(
@@ -534,6 +534,7 @@ def test_every_asterisk_file_imports_as_it_is(
     result = import_csv(corpus(name), tenant, database_url)
     assert result.exit_code == 0, result.output
     assert "rejected 0" in result.output and calls(api, tenant)
+    assert_kept_stats_agree(api, tenant.read)
 
 
 @pytest.mark.parametrize("name", every("freeswitch", "*.json"))
@@ -554,6 +555,7 @@ def test_every_freeswitch_file_posts_as_it_is(api: Api, tenant: Tenant, name: st
     )
     assert response.status_code == 200, response.text
     assert len(calls(api, tenant)) == 1
+    assert_kept_stats_agree(api, tenant.read)
 
 
 def test_the_freeswitch_corpus_folder_imports_as_it_is(
@@ -576,6 +578,7 @@ def test_the_freeswitch_corpus_folder_imports_as_it_is(
     assert result.exit_code == 0, result.output
     assert f"imported {files - 1}, updated 0, unchanged 0, rejected 0" in result.output  # fs5+fs6
     assert len(calls(api, tenant)) == files - 1
+    assert_kept_stats_agree(api, tenant.read)
 
 
 @pytest.mark.parametrize("name", every("asterisk", "*.csv"))
@@ -595,3 +598,4 @@ def test_an_erased_call_stays_erased_when_its_file_is_imported_again(
     assert sorted(c["id"] for c in calls(api, tenant)) == sorted(
         c["id"] for c in before if c["id"] != gone
     )
+    assert_kept_stats_agree(api, tenant.read)
