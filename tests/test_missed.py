@@ -271,3 +271,12 @@ def test_both_clients_page_through_missed_calls(api: Api, tenant: Tenant) -> Non
             ]
 
     assert asyncio.run(run()) == [e.number for e in entries]
+
+
+def test_a_date_from_in_the_future_names_it(api: Api, tenant: Tenant) -> None:
+    envelope = api.error(
+        "ListMissedCalls", {"filter": {"date_from": "2099-01-01"}}, tenant.read, 400,
+        "invalid_argument",
+    )  # fmt: skip
+    assert envelope["meta"]["field"] == "filter.date_from"
+    assert "future" in envelope["msg"]

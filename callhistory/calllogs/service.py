@@ -349,8 +349,8 @@ async def list_missed_calls(
         if query.date_from is not None
         else date_to - MISSED_DEFAULT_DAYS * _DAY_US + 1
     )
-    if date_from > date_to:
-        raise InvalidArgument("filter.date_from", "must not be after filter.date_to")
+    if date_from > date_to:  # only a date_from after now can be: parse_filter checked the rest
+        raise InvalidArgument("filter.date_from", "must not be in the future")
     if date_to - date_from >= MISSED_MAX_DAYS * _DAY_US:
         raise InvalidArgument("filter.date_from", f"at most {MISSED_MAX_DAYS} days before date_to")
     page = parse_paging(
