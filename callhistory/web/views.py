@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent / "static"
+PAGES = Path(__file__).resolve().parent / "pages"
 # No inline script or style, nothing from elsewhere but recordings: a key kept in
 # sessionStorage is only as safe as the scripts the page runs.
 SECURITY_HEADERS = {
@@ -26,12 +27,25 @@ SECURITY_HEADERS = {
 }
 
 
+def _compose(title: str, script: str, main: str, path: str) -> bytes:
+    """A page: the shared shell (head, bar, sign-in) around its own main section."""
+    shell = (PAGES / "shell.html").read_text(encoding="utf-8")
+    html = shell.format(title=title, script=script, main=(PAGES / main).read_text("utf-8"))
+    current = f'<a href="{path}" '
+    return html.replace(current, current + 'aria-current="page" ', 1).encode()
+
+
+# Composed once, at start-up.
+_CALLS = _compose("Lịch sử cuộc gọi", "app.js", "calls.html", "/calls")
+_DASHBOARD = _compose("Thống kê cuộc gọi", "dashboard.js", "dashboard.html", "/dashboard")
+
+
 async def page(_: Request) -> Response:
-    return FileResponse(STATIC / "calls.html", headers=SECURITY_HEADERS)
+    return Response(_CALLS, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
 
 async def dashboard(_: Request) -> Response:
-    return FileResponse(STATIC / "dashboard.html", headers=SECURITY_HEADERS)
+    return Response(_DASHBOARD, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
 
 routes = [
