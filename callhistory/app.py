@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -40,6 +41,8 @@ from callhistory.kit.config import Settings
 from callhistory.kit.ratelimit import FailureThrottle, RateLimiter
 from callhistory.rollups import service as rollups
 from callhistory.web import views as web
+from callhistory.webhooks.delivery import Deliverer
+from callhistory.webhooks.handlers import methods as webhook_methods
 
 METHODS = [
     *calllog_methods.methods,
@@ -47,6 +50,7 @@ METHODS = [
     *ingest_methods.methods,
     *erasure_methods.methods,
     *keys_methods.methods,
+    *webhook_methods.methods,
 ]
 
 
@@ -113,10 +117,22 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             max_body_bytes=settings.max_body_bytes,
             cursor_secret=secret,
             sealer=sealer,
+            settings=settings,
         )
-        async with NodeLease(db):
-            with _steady_gc():
-                yield
+        stop = asyncio.Event()
+        delivering = (
+            asyncio.create_task(Deliverer(db, settings, sealer).run(stop))
+            if settings.deliver
+            else None
+        )
+        try:
+            async with NodeLease(db):
+                with _steady_gc():
+                    yield
+        finally:
+            stop.set()
+            if delivering is not None:
+                await delivering
         await db.dispose()
 
     async def rpc(request: Request) -> Response:

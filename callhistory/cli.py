@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import version as package_version
@@ -46,6 +47,10 @@ from callhistory.kit.times import valid_zone, zone
 from callhistory.principal import Scope
 from callhistory.retention import service as retention
 from callhistory.rollups import service as rollups
+from callhistory.webhooks import schemas as webhook_schemas
+from callhistory.webhooks import service as webhooks
+from callhistory.webhooks.delivery import Deliverer
+from callhistory.webhooks.guard import AllowList
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -876,3 +881,234 @@ def stats(
         )
     console.print(f"times in {answer.timezone}")
     console.print(table)
+
+
+webhook_app = typer.Typer(
+    help="A tenant's webhook endpoints and their deliveries (docs/webhooks.md).",
+    no_args_is_help=True,
+)
+app.add_typer(webhook_app, name="webhook")
+EventOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--event", help="call_log.created, .updated or .deleted (repeatable; default: all)."
+    ),
+]
+
+
+def _as_tenant(
+    database: str, tenant: str, work: Callable[[AsyncConnection, Any, Settings, Any], Awaitable[T]]
+) -> T:
+    """Run ``work(conn, principal, settings, sealer)`` as the tenant, in one transaction."""
+    tenant_id = _id_argument(tenant, "--tenant")
+    settings = _settings(database)
+
+    async def run(db: Store) -> T:
+        async with transaction(db, write=True) as conn:
+            principal = await keys.tenant_principal(conn, tenant_id=tenant_id)
+            sealer = await keys.sealer(conn, configured=settings.data_key)
+            return await work(conn, principal, settings, sealer)
+
+    return _run(database, run)
+
+
+def _events(values: list[str] | None) -> list[Any]:
+    try:
+        return msgspec.convert(values or [], list[webhook_schemas.EventType])
+    except msgspec.ValidationError:
+        raise typer.BadParameter(
+            f"--event: each must be one of {', '.join(webhook_schemas.EVENT_TYPES)}"
+        ) from None
+
+
+@webhook_app.command("create")
+def webhook_create(
+    url: Annotated[str, typer.Argument(help="https URL that receives the events.")],
+    tenant: TenantOption,
+    event: EventOption = None,
+    description: Annotated[str, typer.Option(help="A note for people.")] = "",
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Add an endpoint; its signing secret is printed this once."""
+    request = webhook_schemas.EndpointCreate(
+        url=url, events=_events(event), description=description
+    )
+    made = _as_tenant(
+        database,
+        tenant,
+        lambda conn, principal, settings, sealer: webhooks.create_endpoint(
+            conn,
+            principal=principal,
+            request=request,
+            sealer=sealer,
+            allow=AllowList(settings.webhook_allow),
+        ),
+    )
+    if as_json:
+        typer.echo(msgspec.json.encode(made).decode())
+        return
+    _print(made.endpoint, False)
+    console.print(f"[bold]secret[/bold]: {made.secret}  (shown once: give it to the receiver)")
+
+
+@webhook_app.command("list")
+def webhook_list(
+    tenant: TenantOption, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
+    """The tenant's endpoints (never their secrets)."""
+    found = _as_tenant(
+        database,
+        tenant,
+        lambda conn, principal, *_: webhooks.list_endpoints(conn, principal=principal),
+    )
+    _print_rows(found, as_json)
+
+
+@webhook_app.command("update")
+def webhook_update(
+    endpoint_id: Annotated[str, typer.Argument(help="The endpoint's id.")],
+    tenant: TenantOption,
+    url: Annotated[str | None, typer.Option(help="A new URL.")] = None,
+    event: EventOption = None,
+    description: Annotated[str | None, typer.Option(help="A new note.")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Send to it, or stop.")
+    ] = None,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Change an endpoint, or enable one the service disabled after failures."""
+    request = webhook_schemas.EndpointUpdate(
+        id=endpoint_id,
+        url=url,
+        events=_events(event) if event else None,
+        description=description,
+        enabled=enabled,
+    )
+    updated = _as_tenant(
+        database,
+        tenant,
+        lambda conn, principal, settings, _: webhooks.update_endpoint(
+            conn, principal=principal, request=request, allow=AllowList(settings.webhook_allow)
+        ),
+    )
+    _print(updated, as_json)
+
+
+@webhook_app.command("delete")
+def webhook_delete(
+    endpoint_id: Annotated[str, typer.Argument(help="The endpoint's id.")],
+    tenant: TenantOption,
+    database: Database = DEFAULT_DATABASE_URL,
+) -> None:
+    """Remove an endpoint and its deliveries."""
+    _as_tenant(
+        database,
+        tenant,
+        lambda conn, principal, *_: webhooks.delete_endpoint(
+            conn, principal=principal, endpoint_id=endpoint_id
+        ),
+    )
+    console.print(f"deleted webhook endpoint {endpoint_id}")
+
+
+@webhook_app.command("rotate-secret")
+def webhook_rotate(
+    endpoint_id: Annotated[str, typer.Argument(help="The endpoint's id.")],
+    tenant: TenantOption,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """A new signing secret (printed once); the old one also signs for 24 hours."""
+    rotated = _as_tenant(
+        database,
+        tenant,
+        lambda conn, principal, _, sealer: webhooks.rotate_secret(
+            conn, principal=principal, endpoint_id=endpoint_id, sealer=sealer
+        ),
+    )
+    _print(rotated, as_json)
+
+
+@webhook_app.command("deliveries")
+def webhook_deliveries(
+    endpoint_id: Annotated[str, typer.Argument(help="The endpoint's id.")],
+    tenant: TenantOption,
+    state: Annotated[str, typer.Option(help="pending, succeeded or failed.")] = "",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """An endpoint's latest deliveries and their attempts."""
+    try:
+        request = msgspec.convert(
+            {"endpoint_id": endpoint_id, "state": state, "paging": {"limit": limit}},
+            webhook_schemas.DeliveriesRequest,
+        )
+    except msgspec.ValidationError as error:
+        raise typer.BadParameter(str(error)) from None
+
+    async def work(conn: AsyncConnection, principal: Any, _: Settings, __: Any) -> Any:
+        secret = await keys.cursor_secret(conn)
+        return await webhooks.list_deliveries(
+            conn, principal=principal, request=request, secret=secret
+        )
+
+    found = _as_tenant(database, tenant, work)
+    if as_json:
+        typer.echo(msgspec.json.encode(found.deliveries).decode())
+        return
+    if not found.deliveries:
+        console.print("(none)")
+    for d in found.deliveries:
+        tries = ", ".join(f"{a.response_code or '-'} {a.error}".strip() for a in d.attempts)
+        console.print(f"{d.id} {d.event_type} call {d.call_id} {d.state} [{tries}]")
+
+
+@webhook_app.command("retry")
+def webhook_retry(
+    delivery_id: Annotated[str, typer.Argument(help="The delivery's id.")],
+    tenant: TenantOption,
+    database: Database = DEFAULT_DATABASE_URL,
+) -> None:
+    """Send a delivery again now (a failed one is retried as a new one)."""
+    _as_tenant(
+        database,
+        tenant,
+        lambda conn, principal, *_: webhooks.retry_delivery(
+            conn, principal=principal, delivery_id=delivery_id
+        ),
+    )
+    console.print(f"delivery {delivery_id} will be sent again")
+
+
+@app.command()
+def deliver(
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Send what is due, then exit (else: until stopped).", metavar=""
+        ),
+    ] = False,
+    database: Database = DEFAULT_DATABASE_URL,
+) -> None:
+    """Send webhook deliveries (beside `serve` run with CALLHISTORY_DELIVER=false, or as
+    more delivery workers); stops cleanly on SIGTERM or Ctrl-C."""
+    settings = _settings(database)
+
+    async def run(db: Store) -> int:
+        async with transaction(db, write=False) as conn:
+            sealer = await keys.sealer(conn, configured=settings.data_key)
+        deliverer = Deliverer(db, settings, sealer)
+        if once:
+            return await deliverer.drain()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stop.set)
+        await deliverer.run(stop)
+        return deliverer.sent
+
+    sent = _run(database, run)
+    console.print(f"{sent} delivery attempts made")

@@ -13,6 +13,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.work import Work
+from callhistory.kit.config import Settings
 from callhistory.kit.sealing import Sealer
 from callhistory.principal import Principal, Scope
 
@@ -20,12 +21,13 @@ from callhistory.principal import Principal, Scope
 class Context(msgspec.Struct, kw_only=True):
     """What a handler may use: the request's unit of work (reads on ``read``; ``await write()``
     for the write transaction, in methods registered with ``write=True``), who is calling, and
-    the service's secrets."""
+    the service's secrets and the operator's settings."""
 
     work: Work
     principal: Principal
     cursor_secret: bytes
     sealer: Sealer
+    settings: Settings
 
     @property
     def read(self) -> AsyncConnection:

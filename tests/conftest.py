@@ -58,9 +58,11 @@ def database_url(
 def server(database_url: str) -> Iterator[ServerThread]:
     # The suite drives single keys far harder, and fails to authenticate from one address far
     # more often, than anyone would; tests/test_limits.py checks those limits on servers of its
-    # own.
+    # own. Webhooks are sent by tests/test_webhooks.py's server, whose settings let them reach
+    # loopback: every deliverer of a store shares its deliveries.
     settings = Settings(
         database_url=database_url,
+        deliver=False,
         access_log=False,
         max_body_bytes=1024 * 1024,
         rate_limit_per_second=0,

@@ -377,3 +377,89 @@ call_stats_hours = sa.Table(
     *_measures(),
     sa.PrimaryKeyConstraint("tenant_id", "hour"),
 )
+
+# Webhooks (webhooks/): a tenant's endpoints; the outbox of call events, written in the
+# transaction of the change that caused them; one delivery per (event, endpoint), and each
+# attempt at it. Deliveries still to make are the only rows the partial indexes hold.
+_PENDING = sa.text("state = 'pending'")
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False, autoincrement=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.String(200), nullable=False),  # comma-separated event types
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_reason", sa.String(500), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),  # deliveries failed in a row
+    sa.Column("secret", sa.Text, nullable=False),  # sealed (kit.sealing)
+    sa.Column("previous_secret", sa.Text, nullable=True),  # sealed; signs too until:
+    sa.Column("previous_until", Micros, nullable=True),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("updated_at", Micros, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+)
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False, autoincrement=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("call_id", sa.BigInteger, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the call's change number at this event
+    sa.Column("occurred_at", Micros, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # the payload's "data": the call log's JSON
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "call_id"),
+)
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False, autoincrement=False),
+    sa.Column("endpoint_id", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("call_id", sa.BigInteger, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending, succeeded, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", Micros, nullable=False),
+    sa.Column("lease_until", Micros, nullable=True),  # a worker is sending it until then
+    sa.Column("retry_from", Micros, nullable=False),  # retried for a while from then on
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("finished_at", Micros, nullable=True),
+    sa.Column("last_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "endpoint_id", "created_at"),
+    sa.Index(None, "tenant_id", "event_id"),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "tenant_id",
+        "next_at",
+        sqlite_where=_PENDING,
+        postgresql_where=_PENDING,
+    ),
+    sa.Index(
+        "ix_webhook_deliveries_call",
+        "tenant_id",
+        "endpoint_id",
+        "call_id",
+        "seq",
+        sqlite_where=_PENDING,
+        postgresql_where=_PENDING,
+    ),
+)
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("delivery_id", sa.BigInteger, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", Micros, nullable=False),
+    sa.Column("code", sa.Integer, nullable=True),  # the HTTP status, if one came back
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("error", sa.String(500), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "delivery_id", "attempt"),
+)

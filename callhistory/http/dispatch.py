@@ -28,6 +28,7 @@ from callhistory.db.engine import Database, transaction
 from callhistory.db.work import Work, unit_of_work
 from callhistory.keys import service as keys
 from callhistory.keys.schemas import PbxPrincipal
+from callhistory.kit.config import Settings
 from callhistory.kit.errors import (
     ApiError,
     BadRoute,
@@ -242,13 +243,20 @@ class MethodEntry:
     """An RPC method as an entry point: a bearer key of the method's scope, a JSON body."""
 
     def __init__(
-        self, method: Method, *, body_limit: int, cursor_secret: bytes, sealer: Sealer
+        self,
+        method: Method,
+        *,
+        body_limit: int,
+        cursor_secret: bytes,
+        sealer: Sealer,
+        settings: Settings,
     ) -> None:
         self.method = method
         self.write = method.write
         self.body_limit = body_limit
         self._secret = cursor_secret
         self._sealer = sealer
+        self._settings = settings
 
     async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller:
         return await keys.authenticate(conn, key=bearer(request), needed=self.method.scope)
@@ -259,7 +267,11 @@ class MethodEntry:
         assert isinstance(caller, Principal)
         decoded = _decode(self.method, body)
         context = Context(
-            work=work, principal=caller, cursor_secret=self._secret, sealer=self._sealer
+            work=work,
+            principal=caller,
+            cursor_secret=self._secret,
+            sealer=self._sealer,
+            settings=self._settings,
         )
         return await self.method.handler(context, decoded)
 
@@ -276,11 +288,16 @@ class Dispatcher:
         max_body_bytes: int,
         cursor_secret: bytes,
         sealer: Sealer,
+        settings: Settings,
     ) -> None:
         self._pipeline = pipeline
         self._routes = {
             (prefix, m.service.lower(), m.name): MethodEntry(
-                m, body_limit=max_body_bytes, cursor_secret=cursor_secret, sealer=sealer
+                m,
+                body_limit=max_body_bytes,
+                cursor_secret=cursor_secret,
+                sealer=sealer,
+                settings=settings,
             )
             for m in methods
             for prefix in m.prefixes

@@ -37,6 +37,8 @@ from callhistory.kit.times import (
 )
 from callhistory.principal import Principal
 from callhistory.rollups import service as rollups
+from callhistory.webhooks import service as webhooks
+from callhistory.webhooks.service import Change
 
 _encoder = msgspec.json.Encoder()
 
@@ -322,6 +324,14 @@ async def _store_batch(
             await rollups.apply(
                 conn, tenant_id=batch.tenant_id, timezone=batch.timezone, added=list(new.values())
             )
+            await webhooks.record(
+                conn,
+                tenant_id=batch.tenant_id,
+                changes=[
+                    Change("call_log.created", row["id"], first + i, row["doc"])
+                    for i, row in enumerate(new.values())
+                ],
+            )
     if inserts is None or not inserted:
         stored, changed = await _store(
             conn,
@@ -392,6 +402,14 @@ async def _store(
         timezone=timezone,
         removed=[stored[update["source_id"]] for update in updates],
         added=[*inserts, *updates],
+    )
+    await webhooks.record(
+        conn,
+        tenant_id=tenant_id,
+        changes=[
+            *(Change("call_log.created", r["id"], r["change_seq"], r["doc"]) for r in inserts),
+            *(Change("call_log.updated", r["id"], r["change_seq"], r["doc"]) for r in updates),
+        ],
     )
     return stored, {update["source_id"] for update in updates}
 
@@ -537,5 +555,15 @@ async def erase_call_logs(
     )
     await rollups.apply(
         conn, tenant_id=principal.tenant_id, timezone=principal.timezone, removed=calls
+    )
+    call_ids = [call["id"] for call in calls]
+    await webhooks.forget_calls(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
+    await webhooks.record(
+        conn,
+        tenant_id=principal.tenant_id,
+        changes=[
+            Change("call_log.deleted", call_id, first + i, _encoder.encode({"id": str(call_id)}))
+            for i, call_id in enumerate(call_ids)
+        ],
     )
     return len(calls)

@@ -42,6 +42,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Failed authentications a client address may make a minute (and at once), per worker;
     # past it, 429 before credentials are even looked at. 0 turns the throttle off.
     auth_failures_per_minute: int = 20
+    # Webhooks (docs/webhooks.md): `serve` sends deliveries from each worker unless off
+    # (then run `callhistory deliver`); hosts, addresses or networks endpoints may reach over
+    # plain http and at non-public addresses; timeouts; how long and how often to retry.
+    deliver: bool = True
+    webhook_allow: str = ""
+    webhook_connect_timeout_ms: int = 5000
+    webhook_timeout_ms: int = 15_000
+    webhook_retry_hours: float = 72.0
+    webhook_first_retry_ms: int = 5000
+    webhook_disable_after: int = 10  # deliveries failed in a row before the endpoint is off
+    webhook_concurrency: int = 32  # deliveries in flight per worker
+    webhook_endpoint_concurrency: int = 4  # per endpoint, across workers
+    webhook_poll_ms: int = 250
+    webhook_keep_days: int = 7  # finished deliveries' history
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

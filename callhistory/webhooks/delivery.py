@@ -1,0 +1,351 @@
+"""The deliverer: sends due webhook deliveries, records each attempt, retries with backoff.
+
+Every worker of ``serve`` runs one (unless ``CALLHISTORY_DELIVER=false``), and so does
+``callhistory deliver``; any number cooperate. A delivery is leased to one worker while it is
+sent (claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, in SQLite's one writer
+otherwise); a worker that dies leaves its leases to expire and the deliveries are sent again:
+at least once. A call's events go to an endpoint one after another, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import ssl
+import time
+from collections.abc import Sequence
+from importlib.metadata import version as package_version
+from typing import NamedTuple
+
+import httpcore
+import msgspec
+
+from callhistory.db.engine import Database, transaction
+from callhistory.kit.config import Settings
+from callhistory.kit.sealing import Sealer
+from callhistory.kit.times import format_micros, now_micros
+from callhistory.webhooks import repository, signing
+from callhistory.webhooks.guard import AllowList, Blocked, GuardedBackend
+from callhistory.webhooks.repository import Claimed, Result
+from callhistory.webhooks.service import secret_context
+
+logger = logging.getLogger("callhistory.webhooks")
+_SECOND = 1_000_000
+_MAX_DELAY = 6 * 3600 * _SECOND  # backoff stops growing here
+_PURGE_EVERY = 3600.0  # seconds between sweeps of old history
+_READ_AT_MOST = 64 * 1024  # of a response body: read to keep the connection, then dropped
+_encoder = msgspec.json.Encoder()
+
+
+class Policy(NamedTuple):
+    connect_s: float
+    timeout_s: float
+    retry_for: int  # microseconds from a delivery's first try (or manual retry)
+    first_retry: int  # microseconds
+    disable_after: int
+    concurrency: int
+    per_endpoint: int
+    poll_s: float
+    keep: int  # microseconds of finished deliveries' history
+    allow: AllowList
+
+    @classmethod
+    def of(cls, settings: Settings) -> Policy:
+        return cls(
+            connect_s=settings.webhook_connect_timeout_ms / 1000,
+            timeout_s=settings.webhook_timeout_ms / 1000,
+            retry_for=int(settings.webhook_retry_hours * 3600 * _SECOND),
+            first_retry=settings.webhook_first_retry_ms * 1000,
+            disable_after=max(1, settings.webhook_disable_after),
+            concurrency=max(1, settings.webhook_concurrency),
+            per_endpoint=max(1, settings.webhook_endpoint_concurrency),
+            poll_s=settings.webhook_poll_ms / 1000,
+            keep=settings.webhook_keep_days * 86_400 * _SECOND,
+            allow=AllowList(settings.webhook_allow),
+        )
+
+    @property
+    def lease(self) -> int:
+        """How long a claimed delivery is this worker's: past the longest attempt."""
+        return int((self.timeout_s * 2 + 5) * _SECOND)
+
+
+class Outcome(NamedTuple):
+    code: int | None
+    error: str
+    latency_ms: int
+    retry_after: int | None = None  # microseconds, from a 429's or 503's Retry-After
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None and 200 <= self.code < 300
+
+    @property
+    def final(self) -> bool:
+        """A refusal retrying will not change: a 4xx other than 408 and 429."""
+        return self.code is not None and 400 <= self.code < 500 and self.code not in (408, 429)
+
+
+def backoff(attempt: int, first: int) -> int:
+    """Microseconds to wait after the ``attempt``-th failure: doubling from ``first``, at most
+    six hours, each with ±20% jitter so a recovering receiver is not hit by a wave."""
+    delay = min(first * 2 ** min(attempt - 1, 40), _MAX_DELAY)
+    return int(delay * random.uniform(0.8, 1.2))
+
+
+def decide(claimed: Claimed, outcome: Outcome, *, now: int, policy: Policy) -> Result:
+    attempt = claimed.attempts + 1
+    state, next_at, error = "pending", now, outcome.error
+    if outcome.ok:
+        state = "succeeded"
+    elif outcome.final:
+        state = "failed"
+    else:
+        delay = backoff(attempt, policy.first_retry)
+        if outcome.retry_after is not None:
+            delay = max(delay, outcome.retry_after)
+        next_at = now + delay
+        if next_at > claimed.retry_from + policy.retry_for:
+            state = "failed"
+            hours = policy.retry_for / 3600 / _SECOND
+            error = f"{error}; given up after {attempt} attempts over {hours:g} h"
+    return Result(
+        tenant_id=claimed.tenant_id,
+        delivery_id=claimed.id,
+        endpoint_id=claimed.endpoint_id,
+        attempt=attempt,
+        at=now,
+        code=outcome.code,
+        latency_ms=outcome.latency_ms,
+        error=error,
+        state=state,
+        next_at=next_at,
+    )
+
+
+def _retry_after(value: str | None) -> int | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return int(value.strip()) * _SECOND
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0, int(when.timestamp() * _SECOND) - now_micros())
+
+
+def body_of(claimed: Claimed) -> bytes:
+    """The payload: event type, id, time, and the call log (or its id, for a deletion)."""
+    return _encoder.encode(
+        {
+            "type": claimed.event_type,
+            "id": str(claimed.event_id),
+            "timestamp": format_micros(claimed.occurred_at),
+            "data": msgspec.Raw(claimed.data.encode()),
+        }
+    )
+
+
+class Sender:
+    """One connection pool for every endpoint; connections go only where ``guard`` allows."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        self._agent = f"callhistory-webhooks/{package_version('callhistory')}".encode()
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl.create_default_context(),
+            max_connections=policy.concurrency,
+            keepalive_expiry=30.0,
+            network_backend=GuardedBackend(policy.allow),
+        )
+
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
+        policy = self._policy
+        timeouts = {
+            "connect": policy.connect_s,
+            "read": policy.timeout_s,
+            "write": policy.timeout_s,
+            "pool": policy.timeout_s,
+        }
+        wire = [
+            (b"content-type", b"application/json"),
+            (b"user-agent", self._agent),
+            *((k.encode(), v.encode()) for k, v in headers.items()),
+        ]
+        started = time.perf_counter()
+
+        def elapsed() -> int:
+            return int((time.perf_counter() - started) * 1000)
+
+        try:
+            async with asyncio.timeout(policy.timeout_s):
+                async with self._pool.stream(
+                    "POST", url, headers=wire, content=body, extensions={"timeout": timeouts}
+                ) as response:
+                    latency = elapsed()
+                    read = 0
+                    async for chunk in response.aiter_stream():
+                        read += len(chunk)
+                        if read > _READ_AT_MOST:
+                            break
+                    retry_after = None
+                    if response.status in (429, 503):
+                        named = {k.lower(): v for k, v in response.headers}
+                        retry_after = _retry_after(named.get(b"retry-after", b"").decode("latin-1"))
+                    code = response.status
+        except TimeoutError:
+            return Outcome(None, f"timed out after {policy.timeout_s:g} s", elapsed())
+        except Blocked as error:
+            return Outcome(None, f"refused: {error}", elapsed())
+        except (httpcore.ConnectTimeout, httpcore.PoolTimeout):
+            return Outcome(None, f"could not connect within {policy.connect_s:g} s", elapsed())
+        except httpcore.ConnectError as error:
+            return Outcome(None, f"could not connect: {error or 'refused'}", elapsed())
+        except (httpcore.ReadTimeout, httpcore.WriteTimeout):
+            return Outcome(None, f"timed out after {policy.timeout_s:g} s", elapsed())
+        except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol) as e:
+            return Outcome(None, f"{type(e).__name__}: {e}", elapsed())
+        message = "" if 200 <= code < 300 else f"HTTP {code}"
+        if 300 <= code < 400:
+            message = f"HTTP {code}: redirects are not followed"
+        return Outcome(code, message, latency, retry_after)
+
+    async def close(self) -> None:
+        await self._pool.aclose()
+
+
+class Deliverer:
+    """Claims due deliveries, sends them concurrently (at most ``concurrency`` at once, and
+    ``per_endpoint`` to one endpoint), and records the outcomes in batches."""
+
+    def __init__(self, db: Database, settings: Settings, sealer: Sealer) -> None:
+        self._db = db
+        self._policy = Policy.of(settings)
+        self._sealer = sealer
+        self._sender = Sender(self._policy)
+        self._inflight: dict[asyncio.Task[Result], Claimed] = {}
+        self._done: list[Result] = []
+        self._purged_at = 0.0
+        self.sent = 0  # attempts recorded, for the CLI's summary
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set; then the deliveries in flight finish (or are left to their
+        leases) and their outcomes are recorded."""
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = await self._step()
+                except Exception:  # the store may be away for a moment: try again later
+                    logger.exception("webhook deliverer: a step failed")
+                    claimed = 0
+                busy = bool(claimed) and len(self._inflight) < self._policy.concurrency
+                wait_s = 0.0 if busy else self._policy.poll_s
+                await asyncio.wait(
+                    {stopping, *self._inflight}, timeout=wait_s, return_when="FIRST_COMPLETED"
+                )
+                self._collect()
+            if self._inflight:
+                await asyncio.wait(self._inflight, timeout=self._policy.timeout_s)
+            self._collect()
+            await self._record()
+        finally:
+            stopping.cancel()
+            for task in self._inflight:
+                task.cancel()
+            await self._sender.close()
+
+    async def drain(self) -> int:
+        """Send what is due now, and what becomes due while doing so, until nothing is; the
+        number of attempts made. For ``callhistory deliver --once``."""
+        try:
+            while True:
+                claimed = await self._step()
+                if not claimed and not self._inflight:
+                    break
+                if self._inflight:
+                    await asyncio.wait(self._inflight, return_when="FIRST_COMPLETED")
+                self._collect()
+            await self._record()
+        finally:
+            await self._sender.close()
+        return self.sent
+
+    async def _step(self) -> int:
+        """Record finished attempts, sweep old history now and then, and claim what the free
+        slots can take; how many were claimed."""
+        await self._record()
+        if time.monotonic() - self._purged_at > _PURGE_EVERY:
+            self._purged_at = time.monotonic()
+            async with transaction(self._db, write=True) as conn:
+                await repository.purge(conn, before=now_micros() - self._policy.keep)
+        free = self._policy.concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        now = now_micros()
+        async with transaction(self._db, write=False) as conn:
+            if not await repository.due(conn, now=now):
+                return 0
+        async with transaction(self._db, write=True) as conn:
+            claimed = await repository.claim(
+                conn,
+                now=now,
+                lease_until=now + self._policy.lease,
+                per_endpoint=self._policy.per_endpoint,
+                limit=free,
+            )
+        for item in claimed:
+            self._inflight[asyncio.create_task(self._attempt(item))] = item
+        return len(claimed)
+
+    async def _attempt(self, claimed: Claimed) -> Result:
+        now = now_micros()
+        context = secret_context(claimed.tenant_id, claimed.endpoint_id)
+        secrets = [self._sealer.open(claimed.secret, context=context)]
+        if claimed.previous_secret and (claimed.previous_until or 0) > now:
+            secrets.append(self._sealer.open(claimed.previous_secret, context=context))
+        body = body_of(claimed)
+        headers = signing.headers(
+            [s for s in secrets if s],
+            msg_id=str(claimed.event_id),
+            timestamp=now // _SECOND,
+            body=body,
+        )
+        outcome = await self._sender.send(claimed.url, headers, body)
+        return decide(claimed, outcome, now=now_micros(), policy=self._policy)
+
+    def _collect(self) -> None:
+        for task in [t for t in self._inflight if t.done()]:
+            self._inflight.pop(task)
+            if task.cancelled():
+                continue
+            if task.exception() is None:
+                self._done.append(task.result())
+            else:  # its lease expires and it is sent again
+                logger.error("webhook attempt failed: %r", task.exception())
+
+    async def _record(self) -> None:
+        if not self._done:
+            return
+        results, self._done = self._done, []
+        await self._finish(results)
+        self.sent += len(results)
+
+    async def _finish(self, results: Sequence[Result]) -> None:
+        async with transaction(self._db, write=True) as conn:
+            disabled = await repository.finish(
+                conn,
+                results=results,
+                now=now_micros(),
+                disable_after=self._policy.disable_after,
+            )
+        for tenant_id, endpoint_id in disabled:
+            logger.warning(
+                "webhook endpoint %s of tenant %s disabled: %s deliveries in a row failed",
+                endpoint_id,
+                tenant_id,
+                self._policy.disable_after,
+            )

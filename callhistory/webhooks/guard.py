@@ -1,0 +1,164 @@
+"""Where webhooks may go: https URLs to public addresses, unless the operator allows a host
+(``CALLHISTORY_WEBHOOK_ALLOW``: names, addresses or networks, comma-separated), which may
+then also be plain http and resolve anywhere.
+
+The address check is made where the connection is opened, on the addresses DNS gave at that
+moment, and the connection goes to the address checked: a name that resolves to a public
+address when the endpoint is created and to 169.254.169.254 later is refused then.
+Redirects are never followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+
+from callhistory.kit.config import ConfigError
+from callhistory.kit.errors import InvalidArgument
+
+_HOST = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Blocked(Exception):
+    """The endpoint's host resolves to an address webhooks may not reach."""
+
+
+class AllowList:
+    def __init__(self, text: str = "") -> None:
+        names: set[str] = set()
+        networks: list[Network] = []
+        for part in (p.strip().lower() for p in text.split(",")):
+            if not part:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(part.strip("[]"), strict=False))
+            except ValueError:
+                if not _HOST.match(part):
+                    raise ConfigError(
+                        f"CALLHISTORY_WEBHOOK_ALLOW: {part!r} is neither a host name nor an "
+                        "address or network"
+                    ) from None
+                names.add(part)
+        self._names = frozenset(names)
+        self._networks = tuple(networks)
+
+    def host(self, host: str) -> bool:
+        """Whether this host (as written in a URL) is allowed whatever it resolves to."""
+        host = host.lower().strip("[]")
+        if host in self._names:
+            return True
+        address = _address(host)
+        return address is not None and self.address(address)
+
+    def address(self, address: Address) -> bool:
+        return any(address in network for network in self._networks)
+
+
+def _address(text: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def public(address: Address) -> bool:
+    """Not loopback, private, link-local (cloud metadata), shared, reserved or multicast."""
+    return address.is_global and not address.is_multicast
+
+
+def check_url(url: str, allow: AllowList, *, field: str = "url") -> str:
+    """The endpoint URL as stored, or ``invalid_argument`` naming ``field``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise InvalidArgument(field, f"is not a URL ({error})") from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise InvalidArgument(field, "must be an absolute https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgument(field, "must not carry a user name or password")
+    if parts.fragment:
+        raise InvalidArgument(field, "must not have a #fragment")
+    allowed = allow.host(host)
+    if parts.scheme == "http" and not allowed:
+        raise InvalidArgument(
+            field, "must be https (plain http only to hosts in CALLHISTORY_WEBHOOK_ALLOW)"
+        )
+    address = _address(host)
+    if address is not None and not allowed and not public(address):
+        raise InvalidArgument(field, f"{address} is not a public address")
+    if port == 0:
+        raise InvalidArgument(field, "port 0 is not a port")
+    return url
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, resolving names itself and connecting only to addresses
+    webhooks may reach."""
+
+    def __init__(self, allow: AllowList) -> None:
+        self._allow = allow
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if self._allow.host(host):
+            addresses = [host]
+        else:
+            addresses = await self._resolve(host, port, timeout)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failed:
+                error = failed
+        assert error is not None
+        raise error
+
+    async def _resolve(self, host: str, port: int, limit_s: float | None) -> list[str]:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(limit_s):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
+        except OSError as error:
+            raise httpcore.ConnectError(f"{host} does not resolve ({error})") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for text in addresses:
+            address = _address(text)
+            if address is None or not (public(address) or self._allow.address(address)):
+                raise Blocked(f"{host} resolves to {text}, which is not a public address")
+        return addresses
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise Blocked("webhooks are not sent over Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)

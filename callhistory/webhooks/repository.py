@@ -1,0 +1,503 @@
+"""All SQL on the webhook tables. Every function of a tenant's records takes the tenant;
+the deliverer's (``due``, ``claim``, ``finish``, ``purge``) span tenants on purpose: one
+worker serves every tenant's endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callhistory.db.engine import ALL_TENANTS, keyset_past
+from callhistory.db.tables import (
+    AnyRow,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_events,
+)
+from callhistory.kit.paging import Key
+
+endpoints, events, deliveries, attempts = (
+    webhook_endpoints.c,
+    webhook_events.c,
+    webhook_deliveries.c,
+    webhook_attempts.c,
+)
+_CHUNK = 500
+
+
+async def count_endpoints(conn: AsyncConnection, *, tenant_id: int) -> int:
+    select = sa.select(sa.func.count()).where(endpoints.tenant_id == tenant_id)
+    return int((await conn.execute(select)).scalar_one())
+
+
+async def insert_endpoint(conn: AsyncConnection, *, tenant_id: int, values: dict[str, Any]) -> None:
+    await conn.execute(webhook_endpoints.insert().values(tenant_id=tenant_id, **values))
+
+
+async def get_endpoint(conn: AsyncConnection, *, tenant_id: int, endpoint_id: int) -> AnyRow | None:
+    select = sa.select(webhook_endpoints).where(
+        endpoints.tenant_id == tenant_id, endpoints.id == endpoint_id
+    )
+    return (await conn.execute(select)).first()
+
+
+async def list_endpoints(conn: AsyncConnection, *, tenant_id: int) -> list[AnyRow]:
+    select = (
+        sa.select(webhook_endpoints)
+        .where(endpoints.tenant_id == tenant_id)
+        .order_by(endpoints.created_at.desc(), endpoints.id.desc())
+    )
+    return list((await conn.execute(select)).all())
+
+
+async def update_endpoint(
+    conn: AsyncConnection, *, tenant_id: int, endpoint_id: int, values: dict[str, Any]
+) -> AnyRow | None:
+    result = await conn.execute(
+        webhook_endpoints.update()
+        .where(endpoints.tenant_id == tenant_id, endpoints.id == endpoint_id)
+        .values(**values)
+        .returning(*webhook_endpoints.c)
+    )
+    return result.first()
+
+
+async def delete_endpoint(conn: AsyncConnection, *, tenant_id: int, endpoint_id: int) -> bool:
+    """Remove the endpoint with its deliveries and their attempts."""
+    await conn.execute(
+        webhook_attempts.delete().where(
+            attempts.tenant_id == tenant_id,
+            attempts.delivery_id.in_(
+                sa.select(deliveries.id).where(
+                    deliveries.tenant_id == tenant_id, deliveries.endpoint_id == endpoint_id
+                )
+            ),
+        )
+    )
+    await conn.execute(
+        webhook_deliveries.delete().where(
+            deliveries.tenant_id == tenant_id, deliveries.endpoint_id == endpoint_id
+        )
+    )
+    result = await conn.execute(
+        webhook_endpoints.delete().where(
+            endpoints.tenant_id == tenant_id, endpoints.id == endpoint_id
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def subscribed(conn: AsyncConnection, *, tenant_id: int) -> list[tuple[int, str]]:
+    """The tenant's enabled endpoints: id and event types."""
+    select = sa.select(endpoints.id, endpoints.events).where(
+        endpoints.tenant_id == tenant_id, endpoints.enabled.is_(True)
+    )
+    return [(row.id, row.events) for row in await conn.execute(select)]
+
+
+async def add_events(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    event_rows: list[dict[str, Any]],
+    delivery_rows: list[dict[str, Any]],
+) -> None:
+    for table, rows in ((webhook_events, event_rows), (webhook_deliveries, delivery_rows)):
+        for start in range(0, len(rows), _CHUNK):
+            chunk = [{"tenant_id": tenant_id, **row} for row in rows[start : start + _CHUNK]]
+            await conn.execute(table.insert(), chunk)
+
+
+async def forget_calls(conn: AsyncConnection, *, tenant_id: int, call_ids: Sequence[int]) -> None:
+    """Remove the events of these calls (their payloads hold the numbers) with their
+    deliveries and attempts."""
+    for start in range(0, len(call_ids), _CHUNK):
+        chunk = list(call_ids[start : start + _CHUNK])
+        of_calls = sa.select(events.id).where(
+            events.tenant_id == tenant_id, events.call_id.in_(chunk)
+        )
+        their_deliveries = sa.select(deliveries.id).where(
+            deliveries.tenant_id == tenant_id, deliveries.event_id.in_(of_calls)
+        )
+        await conn.execute(
+            webhook_attempts.delete().where(
+                attempts.tenant_id == tenant_id, attempts.delivery_id.in_(their_deliveries)
+            )
+        )
+        await conn.execute(
+            webhook_deliveries.delete().where(
+                deliveries.tenant_id == tenant_id, deliveries.event_id.in_(of_calls)
+            )
+        )
+        await conn.execute(
+            webhook_events.delete().where(events.tenant_id == tenant_id, events.call_id.in_(chunk))
+        )
+
+
+class Filter(NamedTuple):
+    """Which of a tenant's deliveries a listing shows: one endpoint's, optionally in one
+    state or of one call."""
+
+    tenant_id: int
+    endpoint_id: int
+    state: str
+    call_id: int | None
+
+
+def _deliveries_scan(
+    where: Filter,
+    *,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+    inclusive: bool,
+) -> sa.Select[Any]:
+    """The endpoint's deliveries, newest first when walking forward."""
+    tenant_id, endpoint_id, state, call_id = where
+    select = (
+        sa.select(*webhook_deliveries.c, events.type)
+        .join(
+            webhook_events,
+            sa.and_(events.tenant_id == deliveries.tenant_id, events.id == deliveries.event_id),
+        )
+        .where(
+            deliveries.tenant_id == tenant_id,
+            events.tenant_id == tenant_id,
+            deliveries.endpoint_id == endpoint_id,
+        )
+    )
+    if state:
+        select = select.where(deliveries.state == state)
+    if call_id is not None:
+        select = select.where(deliveries.call_id == call_id)
+    columns = (deliveries.created_at, deliveries.id)
+    if key is not None:
+        select = select.where(keyset_past(columns, key, descending=forward, inclusive=inclusive))
+    order = [c.desc() for c in columns] if forward else [c.asc() for c in columns]
+    return select.order_by(*order).limit(limit)
+
+
+async def deliveries_page(
+    conn: AsyncConnection,
+    where: Filter,
+    *,
+    key: Key | None,
+    forward: bool,
+    limit: int,
+    inclusive: bool,
+) -> list[AnyRow]:
+    select = _deliveries_scan(
+        where,
+        key=key,
+        forward=forward,
+        limit=limit,
+        inclusive=inclusive,
+    )
+    return list((await conn.execute(select)).all())
+
+
+async def deliveries_beyond(
+    conn: AsyncConnection,
+    where: Filter,
+    *,
+    key: Key,
+    forward: bool,
+) -> bool:
+    select = _deliveries_scan(
+        where,
+        key=key,
+        forward=forward,
+        limit=1,
+        inclusive=False,
+    )
+    return (await conn.execute(select)).first() is not None
+
+
+async def attempts_of(
+    conn: AsyncConnection, *, tenant_id: int, delivery_ids: Sequence[int]
+) -> dict[int, list[AnyRow]]:
+    select = (
+        sa.select(webhook_attempts)
+        .where(attempts.tenant_id == tenant_id, attempts.delivery_id.in_(list(delivery_ids)))
+        .order_by(attempts.delivery_id, attempts.attempt)
+    )
+    out: dict[int, list[AnyRow]] = {}
+    for row in await conn.execute(select):
+        out.setdefault(row.delivery_id, []).append(row)
+    return out
+
+
+async def retry(conn: AsyncConnection, *, tenant_id: int, delivery_id: int, now: int) -> bool:
+    """Make a delivery due now, its retry window starting again: pending again if it had
+    failed or succeeded."""
+    result = await conn.execute(
+        webhook_deliveries.update()
+        .where(deliveries.tenant_id == tenant_id, deliveries.id == delivery_id)
+        .values(
+            state="pending",
+            next_at=now,
+            retry_from=now,
+            finished_at=None,
+            lease_until=sa.case(
+                (deliveries.state == "pending", deliveries.lease_until), else_=None
+            ),
+        )
+        .returning(deliveries.id)
+    )
+    return result.first() is not None
+
+
+# --- the deliverer's statements: every tenant's deliveries --------------------------------
+
+_DUE = sa.and_(
+    deliveries.state == "pending",
+    deliveries.next_at <= sa.bindparam("now"),
+    sa.or_(deliveries.lease_until.is_(None), deliveries.lease_until <= sa.bindparam("now")),
+)
+
+
+async def due(conn: AsyncConnection, *, now: int) -> bool:
+    """Whether any delivery is due (a cheap look before claiming in a write transaction)."""
+    select = sa.select(deliveries.id).where(_DUE).limit(1)
+    result = await conn.execute(select, {"now": now}, execution_options=ALL_TENANTS)
+    return result.first() is not None
+
+
+class Claimed(NamedTuple):
+    tenant_id: int
+    id: int
+    attempts: int
+    retry_from: int
+    endpoint_id: int
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_until: int | None
+    event_id: int
+    event_type: str
+    occurred_at: int
+    data: str
+
+
+def _candidates() -> sa.Select[Any]:
+    """Deliveries that may be sent now: due, of an enabled endpoint, the earliest one pending
+    of its call at that endpoint (a call's events go in order), and among the first
+    ``per_endpoint`` of their endpoint counting those being sent (one endpoint's backlog does
+    not take every worker slot)."""
+    earlier = webhook_deliveries.alias("earlier")
+    leased = sa.case((deliveries.lease_until > sa.bindparam("now"), 0), else_=1)
+    rank = (
+        sa.func.row_number()
+        .over(
+            partition_by=(deliveries.tenant_id, deliveries.endpoint_id),
+            order_by=(leased, deliveries.next_at, deliveries.seq),
+        )
+        .label("rank")
+    )
+    ranked = (
+        sa.select(
+            deliveries.tenant_id,
+            deliveries.id,
+            deliveries.next_at,
+            deliveries.lease_until,
+            rank,
+        )
+        .join(
+            webhook_endpoints,
+            sa.and_(
+                endpoints.tenant_id == deliveries.tenant_id,
+                endpoints.id == deliveries.endpoint_id,
+            ),
+        )
+        .where(
+            deliveries.state == "pending",
+            deliveries.next_at <= sa.bindparam("now"),
+            endpoints.enabled.is_(True),
+            ~sa.exists().where(
+                earlier.c.tenant_id == deliveries.tenant_id,
+                earlier.c.endpoint_id == deliveries.endpoint_id,
+                earlier.c.call_id == deliveries.call_id,
+                earlier.c.state == "pending",
+                earlier.c.seq < deliveries.seq,
+            ),
+        )
+        .subquery()
+    )
+    return (
+        sa.select(ranked.c.tenant_id, ranked.c.id)
+        .where(
+            ranked.c.rank <= sa.bindparam("per_endpoint"),
+            sa.or_(ranked.c.lease_until.is_(None), ranked.c.lease_until <= sa.bindparam("now")),
+        )
+        .order_by(ranked.c.next_at)
+        .limit(sa.bindparam("limit"))
+    )
+
+
+_CANDIDATES = _candidates()
+
+
+async def claim(
+    conn: AsyncConnection, *, now: int, lease_until: int, per_endpoint: int, limit: int
+) -> list[Claimed]:
+    """Lease up to ``limit`` deliveries to this worker until ``lease_until``, with what
+    sending them needs. On PostgreSQL rows another worker is claiming are skipped (SKIP
+    LOCKED); SQLite's writers take turns."""
+    params = {"now": now, "per_endpoint": per_endpoint, "limit": limit}
+    found = (await conn.execute(_CANDIDATES, params, execution_options=ALL_TENANTS)).all()
+    if not found:
+        return []
+    keys = [(row.tenant_id, row.id) for row in found]
+    locked = (
+        sa.select(deliveries.tenant_id, deliveries.id)
+        .where(sa.tuple_(deliveries.tenant_id, deliveries.id).in_(keys), _DUE)
+        .with_for_update(skip_locked=True)
+    )
+    result = await conn.execute(locked, {"now": now}, execution_options=ALL_TENANTS)
+    mine = [tuple(row) for row in result]
+    if not mine:
+        return []
+    await conn.execute(
+        webhook_deliveries.update()
+        .where(sa.tuple_(deliveries.tenant_id, deliveries.id).in_(mine))
+        .values(lease_until=lease_until),
+        execution_options=ALL_TENANTS,
+    )
+    select = (
+        sa.select(
+            deliveries.tenant_id,
+            deliveries.id,
+            deliveries.attempts,
+            deliveries.retry_from,
+            endpoints.id,
+            endpoints.url,
+            endpoints.secret,
+            endpoints.previous_secret,
+            endpoints.previous_until,
+            events.id,
+            events.type,
+            events.occurred_at,
+            events.data,
+        )
+        .join(
+            webhook_endpoints,
+            sa.and_(
+                endpoints.tenant_id == deliveries.tenant_id,
+                endpoints.id == deliveries.endpoint_id,
+            ),
+        )
+        .join(
+            webhook_events,
+            sa.and_(events.tenant_id == deliveries.tenant_id, events.id == deliveries.event_id),
+        )
+        .where(sa.tuple_(deliveries.tenant_id, deliveries.id).in_(mine))
+        .order_by(deliveries.next_at)
+    )
+    rows = await conn.execute(select, execution_options=ALL_TENANTS)
+    return [Claimed._make(row) for row in rows]
+
+
+class Result(NamedTuple):
+    """One attempt's outcome, as the deliverer decided it: ``state`` pending (retry at
+    ``next_at``), succeeded or failed."""
+
+    tenant_id: int
+    delivery_id: int
+    endpoint_id: int
+    attempt: int
+    at: int
+    code: int | None
+    latency_ms: int
+    error: str
+    state: str
+    next_at: int
+
+
+async def finish(
+    conn: AsyncConnection, *, results: Sequence[Result], now: int, disable_after: int
+) -> list[tuple[int, int]]:
+    """Record the attempts and their deliveries' new state; count endpoints' failures in a
+    row and disable those that reach ``disable_after``. Answers the endpoints disabled."""
+    await conn.execute(
+        webhook_attempts.insert(),
+        [
+            {
+                "tenant_id": r.tenant_id,
+                "delivery_id": r.delivery_id,
+                "attempt": r.attempt,
+                "at": r.at,
+                "code": r.code,
+                "latency_ms": r.latency_ms,
+                "error": r.error[:500],
+            }
+            for r in results
+        ],
+        execution_options=ALL_TENANTS,
+    )
+    disabled: list[tuple[int, int]] = []
+    for r in results:
+        await conn.execute(
+            webhook_deliveries.update()
+            .where(deliveries.tenant_id == r.tenant_id, deliveries.id == r.delivery_id)
+            .values(
+                state=r.state,
+                attempts=r.attempt,
+                next_at=r.next_at,
+                lease_until=None,
+                finished_at=None if r.state == "pending" else now,
+                last_code=r.code,
+                last_error=r.error[:500],
+            )
+        )
+        where = sa.and_(endpoints.tenant_id == r.tenant_id, endpoints.id == r.endpoint_id)
+        if r.state == "succeeded":
+            await conn.execute(
+                webhook_endpoints.update().where(where, endpoints.failures > 0).values(failures=0)
+            )
+        elif r.state == "failed":
+            row = (
+                await conn.execute(
+                    webhook_endpoints.update()
+                    .where(where)
+                    .values(failures=endpoints.failures + 1)
+                    .returning(endpoints.failures, endpoints.enabled)
+                )
+            ).first()
+            if row is not None and row.enabled and row.failures >= disable_after:
+                reason = f"{row.failures} deliveries in a row failed; the last: {r.error}"
+                await conn.execute(
+                    webhook_endpoints.update()
+                    .where(where)
+                    .values(enabled=False, disabled_reason=reason[:500], updated_at=now)
+                )
+                disabled.append((r.tenant_id, r.endpoint_id))
+    return disabled
+
+
+async def purge(conn: AsyncConnection, *, before: int) -> int:
+    """Remove deliveries finished before ``before`` with their attempts, then the events no
+    delivery needs any more; how many deliveries went."""
+    old = sa.and_(deliveries.state != "pending", deliveries.finished_at < before)
+    await conn.execute(
+        webhook_attempts.delete().where(
+            sa.tuple_(attempts.tenant_id, attempts.delivery_id).in_(
+                sa.select(deliveries.tenant_id, deliveries.id).where(old)
+            )
+        ),
+        execution_options=ALL_TENANTS,
+    )
+    gone = await conn.execute(webhook_deliveries.delete().where(old), execution_options=ALL_TENANTS)
+    await conn.execute(
+        webhook_events.delete().where(
+            events.occurred_at < before,
+            ~sa.exists().where(
+                deliveries.tenant_id == events.tenant_id, deliveries.event_id == events.id
+            ),
+        ),
+        execution_options=ALL_TENANTS,
+    )
+    return int(gone.rowcount or 0)
