@@ -196,14 +196,18 @@ def timed(fn: Callable[[], Any], n: int, warm: int = 20) -> list[float]:
 
 
 @contextmanager
-def server(data: Dataset, workers: int) -> Iterator[tuple[str, list[int]]]:
+def server(
+    data: Dataset, workers: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, list[int]]]:
     port = free_port()
+    extra = env or {}
     env = {
         **os.environ,
         "CALLHISTORY_DATABASE_URL": data.url,
         # Access logs on, as in production (and as handler_times measures), to /dev/null.
         "CALLHISTORY_LOG_LEVEL": "info",
         "CALLHISTORY_RATE_LIMIT_PER_SECOND": "0",  # one key drives all the load here
+        **extra,
     }
     process = subprocess.Popen(
         [
@@ -474,6 +478,10 @@ def bench(data: Dataset) -> dict[str, Any]:
         out["ingest"] = ingest(data)
         for pbx, rate in out["ingest"].items():
             log(f"sqlite ingest, {pbx} source ids: {rate[1]:.0f} / {rate[2]:.0f} calls/s")
+        from bench.webhooks import webhooks
+
+        out["webhooks"] = webhooks(data)
+        log(f"sqlite webhooks: {out['webhooks']}")
     return out
 
 
@@ -651,6 +659,7 @@ INGEST_BATCHES = int(os.environ.get("BENCH_INGEST_BATCHES", 100))
 INGEST_START = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
 CUSTOMERS = 200_000
 PBXS = ("asterisk", "freeswitch")
+BACKLOG_NOTE = f"{int(os.environ.get('BENCH_WEBHOOK_BACKLOG', 10_000)):,} stored deliveries"
 
 
 def ingest_batch(b: int, pbx: str) -> bytes:
@@ -799,6 +808,13 @@ def table(results: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| ingest through IngestCallLogs (batches of 500), {pbx} source ids: 1 worker, 1 in flight / 2 workers, 2 in flight | {rate[1]:.0f} / {rate[2]:.0f} calls/s | ≥ 20,000 |"
             )
+        hooks = r.get("webhooks")
+        if hooks:
+            lines += [
+                f"| ingest with a webhook endpoint / without (1 worker, batches of 500 by turns) | {hooks['ingest_on']:.0f} / {hooks['ingest_off']:.0f} calls/s ({hooks['ingest_on'] / hooks['ingest_off'] - 1:+.0%}) | within 15% |",
+                f"| webhook deliveries/s, one `callhistory deliver` draining {BACKLOG_NOTE} | {hooks['deliveries_per_s']:.0f} | |",
+                f"| webhook latency, call acknowledged → delivered, at {hooks['steady_rate']:.0f} calls/s: p50 / p99 | {hooks['latency_p50_ms']:.0f} / {hooks['latency_p99_ms']:.0f} ms | |",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -4,15 +4,29 @@ least once and in order per call, retried, isolated, and never sent where they m
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from callhistory.kit.config import Settings
-from tests.harness import Api, ServerThread, Tenant, eventually, new_tenant, run_sql
+from tests.harness import (
+    Api,
+    ServerThread,
+    Tenant,
+    eventually,
+    new_tenant,
+    run_sql,
+    start_serve,
+)
 from tests.receiver import Answer, Received, Receiver
 from tests.test_ingest import call
 
@@ -152,12 +166,14 @@ def test_refusals_stop_retries_and_disable_the_endpoint(hapi: Api, database_url:
             listed = hapi.ok("ListWebhookEndpoints", {}, tenant.admin)["endpoints"]
             return listed[0] if not listed[0]["enabled"] else None
 
-        gone = eventually(disabled, within=15)
+        eventually(disabled, within=15)
+        time.sleep(0.5)  # attempts in flight when it was disabled finish meanwhile
+        gone = hapi.ok("ListWebhookEndpoints", {}, tenant.admin)["endpoints"][0]
         # Off after 3 in a row (webhook_disable_after); those already in flight then (up to 3
         # more: at most 4 go to one endpoint at once) still count.
         failures = gone["failures"]
         assert 3 <= failures <= 6 and "HTTP 410" in gone["disabled_reason"]
-        time.sleep(0.5)
+        assert not gone["enabled"]
         # A 4xx is not retried: one attempt each, and nothing sent once it was disabled.
         assert len(receiver.events()) == failures
         deliveries = hapi.ok("ListWebhookDeliveries", {"endpoint_id": endpoint_id}, tenant.admin)[
@@ -273,7 +289,8 @@ def test_a_rotated_secret_and_its_predecessor_both_sign(hapi: Api, database_url:
     assert verified(old, got) == verified(new, got)
     stored = run_sql(
         database_url,
-        "SELECT secret, previous_secret FROM webhook_endpoints WHERE id = :id",
+        "SELECT secret, previous_secret FROM webhook_endpoints WHERE tenant_id = :t AND id = :id",
+        t=int(tenant.id),
         id=int(endpoint_id),
     )[0]
     assert old not in stored[1] and new not in stored[0]  # sealed, never kept in the clear
@@ -300,3 +317,93 @@ def test_endpoints_belong_to_their_tenant_and_need_an_admin_key(
     assert [e["id"] for e in listed] == [endpoint_id] and "secret" not in listed[0]
     hapi.ok("DeleteWebhookEndpoint", {"id": endpoint_id}, mine.admin)
     assert hapi.ok("ListWebhookEndpoints", {}, mine.admin)["endpoints"] == []
+
+
+ENV = {f"CALLHISTORY_{name.upper()}": str(value) for name, value in FAST.items()}
+
+
+def _created_ids(receiver: Receiver) -> set[str]:
+    return {r.json["data"]["id"] for r in receiver.events() if r.json["type"] == "call_log.created"}
+
+
+def test_every_acknowledged_call_is_delivered_after_a_kill(fresh_database_url: str) -> None:
+    """SIGKILL while a PBX posts and deliveries are in flight; after a restart, each call the
+    PBX got a 200 for reaches the receiver."""
+    env = {**ENV, "CALLHISTORY_WEBHOOK_ENDPOINT_CONCURRENCY": "16"}
+    with Receiver(lambda _: Answer(delay=0.05)) as receiver:
+        process, base = start_serve(fresh_database_url, env=env)
+        acked: list[str] = []
+        try:
+            tenant = new_tenant(fresh_database_url)
+            api = Api(base)
+            endpoint(api, tenant, receiver.url)
+            stop = threading.Event()
+
+            def post() -> None:
+                n = 0
+                while not stop.is_set():
+                    try:
+                        got = api.ingest(tenant.ingest, [call(f"k{n}-{i}") for i in range(50)])
+                    except (httpx.HTTPError, AssertionError):
+                        return  # the server died under this post: not acknowledged
+                    acked.extend(a["id"] for a in got)
+                    n += 1
+
+            poster = threading.Thread(target=post)
+            poster.start()
+            eventually(lambda: (len(acked) >= 500 and receiver.events()) or None, within=30)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+            stop.set()
+            poster.join(timeout=30)
+            api.close()
+            assert len(_created_ids(receiver)) < len(acked)  # some were still to go
+            process, _ = start_serve(fresh_database_url, env=env)
+            eventually(lambda: set(acked) <= _created_ids(receiver) or None, within=60)
+        finally:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_delivery_processes_share_a_burst_without_sending_twice(
+    fresh_database_url: str,
+) -> None:
+    with Receiver() as receiver:
+        env = {**ENV, "CALLHISTORY_DELIVER": "false"}
+        process, base = start_serve(fresh_database_url, env=env)
+        workers: list[subprocess.Popen[bytes]] = []
+        try:
+            tenant = new_tenant(fresh_database_url)
+            api = Api(base)
+            endpoint(api, tenant, receiver.url)
+            endpoint(api, tenant, receiver.url + "?second")
+            api.ingest(tenant.ingest, [call(f"b{i}") for i in range(400)])
+            api.close()
+            assert receiver.events() == []  # nothing sends while no deliverer runs
+            command = [sys.executable, "-m", "callhistory", "deliver"]
+            workers = [
+                subprocess.Popen(
+                    [*command, "--database", fresh_database_url],
+                    env={**os.environ, **env},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+                for _ in range(3)
+            ]
+            at_least(receiver, 800, within=60)
+            time.sleep(1)
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            outputs = [worker.communicate(timeout=30) for worker in workers]
+        finally:
+            for worker in workers:
+                worker.kill()
+            process.kill()
+            process.wait(timeout=10)
+    assert [worker.returncode for worker in workers] == [0, 0, 0], outputs
+    got = receiver.events()
+    sent = [(r.path, r.headers["webhook-id"]) for r in got]
+    assert len(sent) == 800 and len(set(sent)) == 800  # each message once to each endpoint
+    # Attempts made: a few more than 800 when a connection failed and was tried again.
+    made = [int(out.decode().split()[0]) for out, _ in outputs]
+    assert sum(made) >= 800 and sum(1 for n in made if n) >= 2, made  # shared, not one alone
