@@ -41,6 +41,7 @@ from callhistory.kit.config import Settings
 from callhistory.kit.ratelimit import FailureThrottle, RateLimiter
 from callhistory.rollups import service as rollups
 from callhistory.web import views as web
+from callhistory.webhooks import service as webhooks
 from callhistory.webhooks.delivery import Deliverer
 from callhistory.webhooks.handlers import methods as webhook_methods
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         async with transaction(db, write=True) as conn:
             await partitions.create_ahead(conn)
             await directory.reseal_passwords(conn, sealer=sealer)
+            await webhooks.reseal_secrets(conn, sealer=sealer)
         app.state.dispatcher = Dispatcher(
             pipeline=pipeline,
             methods=METHODS,

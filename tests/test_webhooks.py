@@ -18,6 +18,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from callhistory.kit.config import Settings
+from callhistory.kit.sealing import new_key
 from tests.harness import (
     Api,
     ServerThread,
@@ -38,6 +39,7 @@ FAST = {
     "webhook_connect_timeout_ms": 1000,
     "webhook_poll_ms": 50,
     "webhook_disable_after": 3,
+    "webhook_endpoint_concurrency": 4,
 }
 
 
@@ -123,6 +125,31 @@ def test_every_change_arrives_signed_in_the_list_shape(
     tampered = Received(got[0].path, got[0].headers, got[0].body.replace(b"w", b"x"), 0)
     with pytest.raises(WebhookVerificationError):
         verified(secret, tampered)
+
+
+def test_erasing_a_call_takes_back_its_undelivered_events(hapi: Api, database_url: str) -> None:
+    tenant = new_tenant(database_url)
+
+    def answer(got: Received) -> Answer:
+        return Answer(410 if got.json["type"] == "call_log.created" else 200)
+
+    with Receiver(answer) as receiver:
+        endpoint_id, secret = endpoint(hapi, tenant, receiver.url)
+        ack = hapi.ingest(tenant.ingest, [call("e1", caller="0987654321")])[0]
+        at_least(receiver, 1)
+        time.sleep(0.2)  # its outcome recorded
+        hapi.ok("DeleteCallLogs", {"number": "0987654321"}, tenant.admin)
+        got = at_least(receiver, 2)
+    assert verified(secret, got[1]) == {**verified(secret, got[1]), "data": {"id": ack["id"]}}
+    held = run_sql(
+        database_url,
+        "SELECT count(*) FROM webhook_events WHERE tenant_id = :t AND data LIKE :n",
+        t=int(tenant.id),
+        n="%0987654321%",
+    )
+    assert held[0][0] == 0  # the number is gone from the outbox too
+    deliveries = hapi.ok("ListWebhookDeliveries", {"endpoint_id": endpoint_id}, tenant.admin)
+    assert [d["event_type"] for d in deliveries["deliveries"]] == ["call_log.deleted"]
 
 
 def test_retried_until_accepted_in_order_and_recorded(hapi: Api, database_url: str) -> None:
@@ -368,8 +395,10 @@ def test_every_acknowledged_call_is_delivered_after_a_kill(fresh_database_url: s
 def test_delivery_processes_share_a_burst_without_sending_twice(
     fresh_database_url: str,
 ) -> None:
-    with Receiver() as receiver:
-        env = {**ENV, "CALLHISTORY_DELIVER": "false"}
+    # Each answer takes 50 ms and a process sends 2 at once, so the burst lasts a few seconds
+    # and needs every process (up to 4 at once go to each endpoint, across them).
+    with Receiver(lambda _: Answer(delay=0.05)) as receiver:
+        env = {**ENV, "CALLHISTORY_DELIVER": "false", "CALLHISTORY_WEBHOOK_CONCURRENCY": "2"}
         process, base = start_serve(fresh_database_url, env=env)
         workers: list[subprocess.Popen[bytes]] = []
         try:
@@ -407,3 +436,21 @@ def test_delivery_processes_share_a_burst_without_sending_twice(
     # Attempts made: a few more than 800 when a connection failed and was tried again.
     made = [int(out.decode().split()[0]) for out, _ in outputs]
     assert sum(made) >= 800 and sum(1 for n in made if n) >= 2, made  # shared, not one alone
+
+
+def test_signing_secrets_survive_the_data_key_rotation(fresh_database_url: str) -> None:
+    first, second = new_key(), new_key()
+    with Receiver() as receiver:
+        with ServerThread(settings(fresh_database_url, data_key=first)) as running:
+            tenant = new_tenant(fresh_database_url)
+            api = Api(running.base_url)
+            _, secret = endpoint(api, tenant, receiver.url)
+            api.close()
+        with ServerThread(settings(fresh_database_url, data_key=f"{second},{first}")):
+            pass  # started once with both keys: the secret is sealed anew under the second
+        with ServerThread(settings(fresh_database_url, data_key=second)) as running:
+            api = Api(running.base_url)
+            api.ingest(tenant.ingest, [call("d1")])
+            api.close()
+            got = at_least(receiver, 1)[0]
+    assert verified(secret, got)["type"] == "call_log.created"

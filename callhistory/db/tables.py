@@ -382,6 +382,7 @@ call_stats_hours = sa.Table(
 # transaction of the change that caused them; one delivery per (event, endpoint), and each
 # attempt at it. Deliveries still to make are the only rows the partial indexes hold.
 _PENDING = sa.text("state = 'pending'")
+_LEASED = sa.text("lease_until IS NOT NULL")
 webhook_endpoints = sa.Table(
     "webhook_endpoints",
     metadata,
@@ -437,9 +438,18 @@ webhook_deliveries = sa.Table(
     sa.Index(
         "ix_webhook_deliveries_due",
         "tenant_id",
+        "endpoint_id",
         "next_at",
         sqlite_where=_PENDING,
         postgresql_where=_PENDING,
+    ),
+    sa.Index(
+        "ix_webhook_deliveries_leased",
+        "tenant_id",
+        "endpoint_id",
+        "lease_until",
+        sqlite_where=_LEASED,
+        postgresql_where=_LEASED,
     ),
     sa.Index(
         "ix_webhook_deliveries_call",

@@ -53,7 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_first_retry_ms: int = 5000
     webhook_disable_after: int = 10  # deliveries failed in a row before the endpoint is off
     webhook_concurrency: int = 32  # deliveries in flight per worker
-    webhook_endpoint_concurrency: int = 4  # per endpoint, across workers
+    webhook_endpoint_concurrency: int = 8  # per endpoint, across workers
     webhook_poll_ms: int = 250
     webhook_keep_days: int = 7  # finished deliveries' history
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import httpcore
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.engine import Database, transaction
 from callhistory.kit.config import Settings
@@ -35,6 +36,7 @@ logger = logging.getLogger("callhistory.webhooks")
 _SECOND = 1_000_000
 _MAX_DELAY = 6 * 3600 * _SECOND  # backoff stops growing here
 _PURGE_EVERY = 3600.0  # seconds between sweeps of old history
+_GATHER_S = 0.005  # after an attempt ends, others that end meanwhile are recorded with it
 _READ_AT_MOST = 64 * 1024  # of a response body: read to keep the connection, then dropped
 _encoder = msgspec.json.Encoder()
 
@@ -122,6 +124,7 @@ def decide(claimed: Claimed, outcome: Outcome, *, now: int, policy: Policy) -> R
         error=error,
         state=state,
         next_at=next_at,
+        failures_before=claimed.failures,
     )
 
 
@@ -244,9 +247,11 @@ class Deliverer:
                     claimed = 0
                 busy = bool(claimed) and len(self._inflight) < self._policy.concurrency
                 wait_s = 0.0 if busy else self._policy.poll_s
-                await asyncio.wait(
+                finished, _ = await asyncio.wait(
                     {stopping, *self._inflight}, timeout=wait_s, return_when="FIRST_COMPLETED"
                 )
+                if finished and not stop.is_set():
+                    await asyncio.sleep(_GATHER_S)
                 self._collect()
             if self._inflight:
                 await asyncio.wait(self._inflight, timeout=self._policy.timeout_s)
@@ -268,6 +273,7 @@ class Deliverer:
                     break
                 if self._inflight:
                     await asyncio.wait(self._inflight, return_when="FIRST_COMPLETED")
+                    await asyncio.sleep(_GATHER_S)
                 self._collect()
             await self._record()
         finally:
@@ -275,28 +281,34 @@ class Deliverer:
         return self.sent
 
     async def _step(self) -> int:
-        """Record finished attempts, sweep old history now and then, and claim what the free
-        slots can take; how many were claimed."""
-        await self._record()
+        """Record finished attempts and claim what the free slots can take, in one write
+        transaction (none when there is nothing to record and nothing due); sweep old history
+        now and then. How many were claimed."""
         if time.monotonic() - self._purged_at > _PURGE_EVERY:
             self._purged_at = time.monotonic()
             async with transaction(self._db, write=True) as conn:
                 await repository.purge(conn, before=now_micros() - self._policy.keep)
         free = self._policy.concurrency - len(self._inflight)
-        if free <= 0:
-            return 0
         now = now_micros()
-        async with transaction(self._db, write=False) as conn:
-            if not await repository.due(conn, now=now):
+        if not self._done:
+            if free <= 0:
                 return 0
+            async with transaction(self._db, write=False) as conn:
+                if not await repository.due(conn, now=now):
+                    return 0
+        results, self._done = self._done, []
+        claimed: list[Claimed] = []
         async with transaction(self._db, write=True) as conn:
-            claimed = await repository.claim(
-                conn,
-                now=now,
-                lease_until=now + self._policy.lease,
-                per_endpoint=self._policy.per_endpoint,
-                limit=free,
-            )
+            disabled = await self._finish(conn, results)
+            if free > 0:
+                claimed = await repository.claim(
+                    conn,
+                    now=now,
+                    lease_until=now + self._policy.lease,
+                    per_endpoint=self._policy.per_endpoint,
+                    limit=free,
+                )
+        self._report(results, disabled)
         for item in claimed:
             self._inflight[asyncio.create_task(self._attempt(item))] = item
         return len(claimed)
@@ -307,12 +319,18 @@ class Deliverer:
         secrets = [self._sealer.open(claimed.secret, context=context)]
         if claimed.previous_secret and (claimed.previous_until or 0) > now:
             secrets.append(self._sealer.open(claimed.previous_secret, context=context))
+        secrets = [s for s in secrets if s]
+        if not secrets:  # never sent unsigned: retried until the key that opens it is back
+            outcome = Outcome(
+                None,
+                "the signing secret cannot be opened: is the "
+                "CALLHISTORY_DATA_KEY that sealed it still configured?",
+                0,
+            )
+            return decide(claimed, outcome, now=now_micros(), policy=self._policy)
         body = body_of(claimed)
         headers = signing.headers(
-            [s for s in secrets if s],
-            msg_id=str(claimed.event_id),
-            timestamp=now // _SECOND,
-            body=body,
+            secrets, msg_id=str(claimed.event_id), timestamp=now // _SECOND, body=body
         )
         outcome = await self._sender.send(claimed.url, headers, body)
         return decide(claimed, outcome, now=now_micros(), policy=self._policy)
@@ -328,20 +346,25 @@ class Deliverer:
                 logger.error("webhook attempt failed: %r", task.exception())
 
     async def _record(self) -> None:
+        """Record finished attempts (when stopping: nothing more is claimed)."""
         if not self._done:
             return
         results, self._done = self._done, []
-        await self._finish(results)
-        self.sent += len(results)
-
-    async def _finish(self, results: Sequence[Result]) -> None:
         async with transaction(self._db, write=True) as conn:
-            disabled = await repository.finish(
-                conn,
-                results=results,
-                now=now_micros(),
-                disable_after=self._policy.disable_after,
-            )
+            disabled = await self._finish(conn, results)
+        self._report(results, disabled)
+
+    async def _finish(
+        self, conn: AsyncConnection, results: Sequence[Result]
+    ) -> list[tuple[int, int]]:
+        if not results:
+            return []
+        return await repository.finish(
+            conn, results=results, now=now_micros(), disable_after=self._policy.disable_after
+        )
+
+    def _report(self, results: Sequence[Result], disabled: list[tuple[int, int]]) -> None:
+        self.sent += len(results)
         for tenant_id, endpoint_id in disabled:
             logger.warning(
                 "webhook endpoint %s of tenant %s disabled: %s deliveries in a row failed",

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from callhistory.db.backend import backend
 from callhistory.db.engine import ALL_TENANTS, keyset_past
 from callhistory.db.tables import (
     AnyRow,
@@ -112,29 +113,37 @@ async def add_events(
             await conn.execute(table.insert(), chunk)
 
 
-async def forget_calls(conn: AsyncConnection, *, tenant_id: int, call_ids: Sequence[int]) -> None:
-    """Remove the events of these calls (their payloads hold the numbers) with their
-    deliveries and attempts."""
+async def forget_calls(
+    conn: AsyncConnection, *, tenant_id: int, call_ids: Sequence[int], now: int
+) -> None:
+    """Remove the deliveries of these calls' events with their attempts, and the events
+    (their payloads hold the numbers). One being sent at this moment stays, and so does its
+    event until the history is swept: the call's deletion is then sent after it, in order."""
     for start in range(0, len(call_ids), _CHUNK):
         chunk = list(call_ids[start : start + _CHUNK])
         of_calls = sa.select(events.id).where(
             events.tenant_id == tenant_id, events.call_id.in_(chunk)
         )
-        their_deliveries = sa.select(deliveries.id).where(
-            deliveries.tenant_id == tenant_id, deliveries.event_id.in_(of_calls)
+        idle = sa.and_(
+            deliveries.tenant_id == tenant_id,
+            deliveries.event_id.in_(of_calls),
+            sa.or_(deliveries.lease_until.is_(None), deliveries.lease_until <= now),
         )
         await conn.execute(
             webhook_attempts.delete().where(
-                attempts.tenant_id == tenant_id, attempts.delivery_id.in_(their_deliveries)
+                attempts.tenant_id == tenant_id,
+                attempts.delivery_id.in_(sa.select(deliveries.id).where(idle)),
             )
         )
+        await conn.execute(webhook_deliveries.delete().where(idle))
         await conn.execute(
-            webhook_deliveries.delete().where(
-                deliveries.tenant_id == tenant_id, deliveries.event_id.in_(of_calls)
+            webhook_events.delete().where(
+                events.tenant_id == tenant_id,
+                events.call_id.in_(chunk),
+                ~sa.exists().where(
+                    deliveries.tenant_id == tenant_id, deliveries.event_id == events.id
+                ),
             )
-        )
-        await conn.execute(
-            webhook_events.delete().where(events.tenant_id == tenant_id, events.call_id.in_(chunk))
         )
 
 
@@ -262,7 +271,11 @@ _DUE = sa.and_(
 
 async def due(conn: AsyncConnection, *, now: int) -> bool:
     """Whether any delivery is due (a cheap look before claiming in a write transaction)."""
-    select = sa.select(deliveries.id).where(_DUE).limit(1)
+    select = (
+        sa.select(deliveries.tenant_id)
+        .where(deliveries.state == "pending", deliveries.next_at <= sa.bindparam("now"))
+        .limit(1)
+    )
     result = await conn.execute(select, {"now": now}, execution_options=ALL_TENANTS)
     return result.first() is not None
 
@@ -273,6 +286,7 @@ class Claimed(NamedTuple):
     attempts: int
     retry_from: int
     endpoint_id: int
+    failures: int  # the endpoint's deliveries failed in a row, when claimed
     url: str
     secret: str
     previous_secret: str | None
@@ -283,122 +297,141 @@ class Claimed(NamedTuple):
     data: str
 
 
-def _candidates() -> sa.Select[Any]:
-    """Deliveries that may be sent now: due, of an enabled endpoint, the earliest one pending
-    of its call at that endpoint (a call's events go in order), and among the first
-    ``per_endpoint`` of their endpoint counting those being sent (one endpoint's backlog does
-    not take every worker slot)."""
-    earlier = webhook_deliveries.alias("earlier")
-    leased = sa.case((deliveries.lease_until > sa.bindparam("now"), 0), else_=1)
-    rank = (
-        sa.func.row_number()
-        .over(
-            partition_by=(deliveries.tenant_id, deliveries.endpoint_id),
-            order_by=(leased, deliveries.next_at, deliveries.seq),
-        )
-        .label("rank")
-    )
-    ranked = (
-        sa.select(
-            deliveries.tenant_id,
-            deliveries.id,
-            deliveries.next_at,
-            deliveries.lease_until,
-            rank,
-        )
-        .join(
-            webhook_endpoints,
-            sa.and_(
-                endpoints.tenant_id == deliveries.tenant_id,
-                endpoints.id == deliveries.endpoint_id,
-            ),
-        )
+_MAX_ENDPOINTS = 50  # endpoints served by one claim
+
+# Enabled endpoints with deliveries due (one index probe each, however long their backlogs),
+# with how many of theirs are being sent (a small index: only leased rows); in random order,
+# so that past _MAX_ENDPOINTS each gets its turn.
+_SENDING = webhook_deliveries.alias("sending")
+_WAITING = (
+    sa.select(
+        endpoints.tenant_id,
+        endpoints.id,
+        sa.select(sa.func.count())
         .where(
+            _SENDING.c.tenant_id == endpoints.tenant_id,
+            _SENDING.c.endpoint_id == endpoints.id,
+            _SENDING.c.state == "pending",
+            _SENDING.c.lease_until.is_not(None),
+            _SENDING.c.lease_until > sa.bindparam("now"),
+        )
+        .scalar_subquery(),
+    )
+    .where(
+        endpoints.enabled.is_(True),
+        sa.exists().where(
+            deliveries.tenant_id == endpoints.tenant_id,
+            deliveries.endpoint_id == endpoints.id,
             deliveries.state == "pending",
             deliveries.next_at <= sa.bindparam("now"),
-            endpoints.enabled.is_(True),
-            ~sa.exists().where(
-                earlier.c.tenant_id == deliveries.tenant_id,
-                earlier.c.endpoint_id == deliveries.endpoint_id,
-                earlier.c.call_id == deliveries.call_id,
-                earlier.c.state == "pending",
-                earlier.c.seq < deliveries.seq,
-            ),
-        )
-        .subquery()
+        ),
     )
-    return (
-        sa.select(ranked.c.tenant_id, ranked.c.id)
-        .where(
-            ranked.c.rank <= sa.bindparam("per_endpoint"),
-            sa.or_(ranked.c.lease_until.is_(None), ranked.c.lease_until <= sa.bindparam("now")),
-        )
-        .order_by(ranked.c.next_at)
-        .limit(sa.bindparam("limit"))
+    .order_by(sa.func.random())
+    .limit(_MAX_ENDPOINTS)
+)
+_EARLIER = webhook_deliveries.alias("earlier")
+# An endpoint's deliveries that may be sent now, the longest waiting first: due, not leased,
+# and the earliest pending of their call at this endpoint (a call's events go in order).
+_READY = (
+    sa.select(deliveries.tenant_id, deliveries.id)
+    .join(
+        webhook_endpoints,
+        sa.and_(
+            endpoints.tenant_id == deliveries.tenant_id, endpoints.id == deliveries.endpoint_id
+        ),
     )
-
-
-_CANDIDATES = _candidates()
+    .where(
+        deliveries.tenant_id == sa.bindparam("tenant_id"),
+        deliveries.endpoint_id == sa.bindparam("endpoint_id"),
+        deliveries.state == "pending",
+        deliveries.next_at <= sa.bindparam("now"),
+        sa.or_(deliveries.lease_until.is_(None), deliveries.lease_until <= sa.bindparam("now")),
+        endpoints.tenant_id == sa.bindparam("tenant_id"),
+        endpoints.enabled.is_(True),
+        ~sa.exists().where(
+            _EARLIER.c.tenant_id == deliveries.tenant_id,
+            _EARLIER.c.endpoint_id == deliveries.endpoint_id,
+            _EARLIER.c.call_id == deliveries.call_id,
+            _EARLIER.c.state == "pending",
+            _EARLIER.c.seq < deliveries.seq,
+        ),
+    )
+    .order_by(deliveries.next_at)
+    .limit(sa.bindparam("free"))
+)
 
 
 async def claim(
     conn: AsyncConnection, *, now: int, lease_until: int, per_endpoint: int, limit: int
 ) -> list[Claimed]:
-    """Lease up to ``limit`` deliveries to this worker until ``lease_until``, with what
+    """Lease up to ``limit`` deliveries to this worker until ``lease_until``, at most
+    ``per_endpoint`` being sent to one endpoint at once (counting other workers'), with what
     sending them needs. On PostgreSQL rows another worker is claiming are skipped (SKIP
-    LOCKED); SQLite's writers take turns."""
-    params = {"now": now, "per_endpoint": per_endpoint, "limit": limit}
-    found = (await conn.execute(_CANDIDATES, params, execution_options=ALL_TENANTS)).all()
+    LOCKED); SQLite's writers take turns, so what this one read is its own."""
+    waiting = await conn.execute(_WAITING, {"now": now}, execution_options=ALL_TENANTS)
+    found: list[Any] = []
+    for tenant_id, endpoint_id, sending in waiting.all():
+        where = {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "now": now}
+        free = min(per_endpoint - sending, limit - len(found))
+        if free > 0:
+            found += (await conn.execute(_READY, {**where, "free": free})).all()
+        if len(found) >= limit:
+            break
     if not found:
         return []
-    keys = [(row.tenant_id, row.id) for row in found]
-    locked = (
-        sa.select(deliveries.tenant_id, deliveries.id)
-        .where(sa.tuple_(deliveries.tenant_id, deliveries.id).in_(keys), _DUE)
-        .with_for_update(skip_locked=True)
-    )
-    result = await conn.execute(locked, {"now": now}, execution_options=ALL_TENANTS)
-    mine = [tuple(row) for row in result]
-    if not mine:
-        return []
+    mine = [(row.tenant_id, row.id) for row in found]
+    if not backend(conn).serial_writers:  # others may be claiming them at this moment
+        result = await conn.execute(
+            _LOCK, {"keys": mine, "now": now}, execution_options=ALL_TENANTS
+        )
+        mine = [(row.tenant_id, row.id) for row in result]
+        if not mine:
+            return []
     await conn.execute(
-        webhook_deliveries.update()
-        .where(sa.tuple_(deliveries.tenant_id, deliveries.id).in_(mine))
-        .values(lease_until=lease_until),
-        execution_options=ALL_TENANTS,
+        _LEASE, {"keys": mine, "lease_until": lease_until}, execution_options=ALL_TENANTS
     )
-    select = (
-        sa.select(
-            deliveries.tenant_id,
-            deliveries.id,
-            deliveries.attempts,
-            deliveries.retry_from,
-            endpoints.id,
-            endpoints.url,
-            endpoints.secret,
-            endpoints.previous_secret,
-            endpoints.previous_until,
-            events.id,
-            events.type,
-            events.occurred_at,
-            events.data,
-        )
-        .join(
-            webhook_endpoints,
-            sa.and_(
-                endpoints.tenant_id == deliveries.tenant_id,
-                endpoints.id == deliveries.endpoint_id,
-            ),
-        )
-        .join(
-            webhook_events,
-            sa.and_(events.tenant_id == deliveries.tenant_id, events.id == deliveries.event_id),
-        )
-        .where(sa.tuple_(deliveries.tenant_id, deliveries.id).in_(mine))
-        .order_by(deliveries.next_at)
-    )
-    rows = await conn.execute(select, execution_options=ALL_TENANTS)
+    rows = await conn.execute(_CLAIMED, {"keys": mine}, execution_options=ALL_TENANTS)
     return [Claimed._make(row) for row in rows]
+
+
+_KEYS = sa.tuple_(deliveries.tenant_id, deliveries.id).in_(sa.bindparam("keys", expanding=True))
+# The candidates no other worker has leased or is leasing (SKIP LOCKED on PostgreSQL).
+_LOCK = (
+    sa.select(deliveries.tenant_id, deliveries.id)
+    .where(_KEYS, _DUE)
+    .with_for_update(skip_locked=True)
+)
+_LEASE = webhook_deliveries.update().where(_KEYS).values(lease_until=sa.bindparam("lease_until"))
+_CLAIMED = (
+    sa.select(
+        deliveries.tenant_id,
+        deliveries.id,
+        deliveries.attempts,
+        deliveries.retry_from,
+        endpoints.id,
+        endpoints.failures,
+        endpoints.url,
+        endpoints.secret,
+        endpoints.previous_secret,
+        endpoints.previous_until,
+        events.id,
+        events.type,
+        events.occurred_at,
+        events.data,
+    )
+    .join(
+        webhook_endpoints,
+        sa.and_(
+            endpoints.tenant_id == deliveries.tenant_id, endpoints.id == deliveries.endpoint_id
+        ),
+    )
+    .join(
+        webhook_events,
+        sa.and_(events.tenant_id == deliveries.tenant_id, events.id == deliveries.event_id),
+    )
+    .where(_KEYS)
+    .order_by(deliveries.next_at)
+)
 
 
 class Result(NamedTuple):
@@ -415,13 +448,51 @@ class Result(NamedTuple):
     error: str
     state: str
     next_at: int
+    failures_before: int  # the endpoint's count when claimed: 0 spares resetting it
+
+
+_RECORD = (
+    webhook_deliveries.update()
+    .where(
+        deliveries.tenant_id == sa.bindparam("t"),
+        deliveries.id == sa.bindparam("d"),
+    )
+    .values(
+        state=sa.bindparam("state"),
+        attempts=sa.bindparam("attempt"),
+        next_at=sa.bindparam("next_at"),
+        lease_until=None,
+        finished_at=sa.bindparam("finished_at"),
+        last_code=sa.bindparam("code"),
+        last_error=sa.bindparam("error"),
+    )
+)
 
 
 async def finish(
     conn: AsyncConnection, *, results: Sequence[Result], now: int, disable_after: int
 ) -> list[tuple[int, int]]:
     """Record the attempts and their deliveries' new state; count endpoints' failures in a
-    row and disable those that reach ``disable_after``. Answers the endpoints disabled."""
+    row and disable those that reach ``disable_after``. Answers the endpoints disabled. The
+    attempts of a delivery removed meanwhile (its endpoint deleted, its call erased) are
+    swept with the history (``purge``)."""
+    kept = results
+    await conn.execute(
+        _RECORD,
+        [
+            {
+                "t": r.tenant_id,
+                "d": r.delivery_id,
+                "state": r.state,
+                "attempt": r.attempt,
+                "next_at": r.next_at,
+                "finished_at": None if r.state == "pending" else now,
+                "code": r.code,
+                "error": r.error[:500],
+            }
+            for r in kept
+        ],
+    )
     await conn.execute(
         webhook_attempts.insert(),
         [
@@ -434,47 +505,41 @@ async def finish(
                 "latency_ms": r.latency_ms,
                 "error": r.error[:500],
             }
-            for r in results
+            for r in kept
         ],
         execution_options=ALL_TENANTS,
     )
-    disabled: list[tuple[int, int]] = []
-    for r in results:
-        await conn.execute(
-            webhook_deliveries.update()
-            .where(deliveries.tenant_id == r.tenant_id, deliveries.id == r.delivery_id)
-            .values(
-                state=r.state,
-                attempts=r.attempt,
-                next_at=r.next_at,
-                lease_until=None,
-                finished_at=None if r.state == "pending" else now,
-                last_code=r.code,
-                last_error=r.error[:500],
-            )
-        )
-        where = sa.and_(endpoints.tenant_id == r.tenant_id, endpoints.id == r.endpoint_id)
+    # Failures in a row, per endpoint: after its last success in this batch, only those that
+    # followed it; without one, added to the count it had.
+    trail: dict[tuple[int, int], tuple[bool, int, str]] = {}
+    for r in kept:
+        endpoint = (r.tenant_id, r.endpoint_id)
+        reset, count, last = trail.get(endpoint, (False, 0, ""))
         if r.state == "succeeded":
-            await conn.execute(
-                webhook_endpoints.update().where(where, endpoints.failures > 0).values(failures=0)
-            )
+            if r.failures_before or count:
+                trail[endpoint] = (True, 0, "")
         elif r.state == "failed":
-            row = (
-                await conn.execute(
-                    webhook_endpoints.update()
-                    .where(where)
-                    .values(failures=endpoints.failures + 1)
-                    .returning(endpoints.failures, endpoints.enabled)
-                )
-            ).first()
-            if row is not None and row.enabled and row.failures >= disable_after:
-                reason = f"{row.failures} deliveries in a row failed; the last: {r.error}"
-                await conn.execute(
-                    webhook_endpoints.update()
-                    .where(where)
-                    .values(enabled=False, disabled_reason=reason[:500], updated_at=now)
-                )
-                disabled.append((r.tenant_id, r.endpoint_id))
+            trail[endpoint] = (reset, count + 1, r.error)
+    disabled: list[tuple[int, int]] = []
+    for (tenant_id, endpoint_id), (reset, count, last) in trail.items():
+        where = sa.and_(endpoints.tenant_id == tenant_id, endpoints.id == endpoint_id)
+        failures = sa.literal(count) if reset else endpoints.failures + count
+        row = (
+            await conn.execute(
+                webhook_endpoints.update()
+                .where(where)
+                .values(failures=failures)
+                .returning(endpoints.failures, endpoints.enabled)
+            )
+        ).first()
+        if count and row is not None and row.enabled and row.failures >= disable_after:
+            reason = f"{row.failures} deliveries in a row failed; the last: {last}"
+            await conn.execute(
+                webhook_endpoints.update()
+                .where(where)
+                .values(enabled=False, disabled_reason=reason[:500], updated_at=now)
+            )
+            disabled.append((tenant_id, endpoint_id))
     return disabled
 
 
@@ -492,6 +557,15 @@ async def purge(conn: AsyncConnection, *, before: int) -> int:
     )
     gone = await conn.execute(webhook_deliveries.delete().where(old), execution_options=ALL_TENANTS)
     await conn.execute(
+        webhook_attempts.delete().where(
+            attempts.at < before,
+            ~sa.exists().where(
+                deliveries.tenant_id == attempts.tenant_id, deliveries.id == attempts.delivery_id
+            ),
+        ),
+        execution_options=ALL_TENANTS,
+    )
+    await conn.execute(
         webhook_events.delete().where(
             events.occurred_at < before,
             ~sa.exists().where(
@@ -501,3 +575,12 @@ async def purge(conn: AsyncConnection, *, before: int) -> int:
         execution_options=ALL_TENANTS,
     )
     return int(gone.rowcount or 0)
+
+
+async def sealed_secrets(conn: AsyncConnection) -> list[tuple[int, int, str, str | None]]:
+    """(tenant, endpoint, secret, previous secret) of every endpoint, sealed (resealing)."""
+    result = await conn.execute(
+        sa.select(endpoints.tenant_id, endpoints.id, endpoints.secret, endpoints.previous_secret),
+        execution_options=ALL_TENANTS,
+    )
+    return [(int(t), int(i), str(s), p) for t, i, s, p in result]

@@ -308,4 +308,25 @@ async def record(conn: AsyncConnection, *, tenant_id: int, changes: Sequence[Cha
 
 async def forget_calls(conn: AsyncConnection, *, tenant_id: int, call_ids: Sequence[int]) -> None:
     """Erased calls: their earlier events (which hold their numbers) go, delivered or not."""
-    await repository.forget_calls(conn, tenant_id=tenant_id, call_ids=call_ids)
+    await repository.forget_calls(conn, tenant_id=tenant_id, call_ids=call_ids, now=now_micros())
+
+
+async def reseal_secrets(conn: AsyncConnection, *, sealer: Sealer) -> int:
+    """Seal every endpoint's signing secrets not sealed with the current key (after
+    ``CALLHISTORY_DATA_KEY`` was rotated); how many endpoints changed. Run at start-up."""
+    count = 0
+    for tenant_id, endpoint_id, secret, previous in await repository.sealed_secrets(conn):
+        context = secret_context(tenant_id, endpoint_id)
+        values: dict[str, Any] = {}
+        for name, stored in (("secret", secret), ("previous_secret", previous)):
+            if stored is None or sealer.current(stored):
+                continue
+            plain = sealer.open(stored, context=context)
+            if plain:  # else sealed with a key no longer configured: left for its return
+                values[name] = sealer.seal(plain, context=context)
+        if values:
+            await repository.update_endpoint(
+                conn, tenant_id=tenant_id, endpoint_id=endpoint_id, values=values
+            )
+            count += 1
+    return count

@@ -78,9 +78,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_due",
         "webhook_deliveries",
-        ["tenant_id", "next_at"],
+        ["tenant_id", "endpoint_id", "next_at"],
         sqlite_where=_PENDING,
         postgresql_where=_PENDING,
+    )
+    leased = sa.text("lease_until IS NOT NULL")
+    op.create_index(
+        "ix_webhook_deliveries_leased",
+        "webhook_deliveries",
+        ["tenant_id", "endpoint_id", "lease_until"],
+        sqlite_where=leased,
+        postgresql_where=leased,
     )
     op.create_index(
         "ix_webhook_deliveries_call",
