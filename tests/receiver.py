@@ -35,7 +35,9 @@ class Answer:
 class Receiver:
     """``answer(received)`` decides each response; every request is kept in ``received``."""
 
-    def __init__(self, answer: Callable[[Received], Answer] | None = None) -> None:
+    def __init__(
+        self, answer: Callable[[Received], Answer] | None = None, *, port: int = 0
+    ) -> None:
         self.answer = answer or (lambda _: Answer())
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -76,7 +78,7 @@ class Receiver:
         class Server(ThreadingHTTPServer):
             request_queue_size = 128  # senders open several connections at once
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"

@@ -24,6 +24,7 @@ from tests.harness import (
     ServerThread,
     Tenant,
     eventually,
+    free_port,
     new_tenant,
     run_sql,
     start_serve,
@@ -180,6 +181,25 @@ def test_retried_until_accepted_in_order_and_recorded(hapi: Api, database_url: s
     assert [a["succeeded"] for a in attempts] == [False, False, False, True]
     assert "timed out" in attempts[2]["error"]
     assert attempts[2]["latency_ms"] >= 1400
+
+
+def test_a_receiver_that_was_down_gets_everything_once_it_is_back(
+    hapi: Api, database_url: str
+) -> None:
+    tenant = new_tenant(database_url)
+    port = free_port()
+    endpoint_id, secret = endpoint(hapi, tenant, f"http://127.0.0.1:{port}/hook")
+    acks = hapi.ingest(tenant.ingest, [call(f"u{i}") for i in range(5)])
+
+    def refused() -> Any:
+        found = hapi.ok("ListWebhookDeliveries", {"endpoint_id": endpoint_id}, tenant.admin)
+        tried = [a for d in found["deliveries"] for a in d["attempts"]]
+        return tried if len(tried) >= 5 else None
+
+    assert all("could not connect" in a["error"] for a in eventually(refused))
+    with Receiver(port=port) as receiver:
+        got = at_least(receiver, 5)
+    assert {verified(secret, r)["data"]["id"] for r in got} == {a["id"] for a in acks}
 
 
 def test_refusals_stop_retries_and_disable_the_endpoint(hapi: Api, database_url: str) -> None:
