@@ -43,6 +43,7 @@ from callhistory.rollups import service as rollups
 from callhistory.web import views as web
 from callhistory.webhooks import service as webhooks
 from callhistory.webhooks.delivery import Deliverer
+from callhistory.webhooks.guard import allow_list
 from callhistory.webhooks.handlers import methods as webhook_methods
 
 METHODS = [
@@ -77,6 +78,7 @@ def _steady_gc() -> Iterator[None]:
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
+    allow_list(settings.webhook_allow)  # a bad CALLHISTORY_WEBHOOK_ALLOW stops start-up
     db = open_database(settings)
     document = msgspec.json.encode(openapi.build(METHODS))
     admission = Admission(

@@ -50,7 +50,7 @@ from callhistory.rollups import service as rollups
 from callhistory.webhooks import schemas as webhook_schemas
 from callhistory.webhooks import service as webhooks
 from callhistory.webhooks.delivery import Deliverer
-from callhistory.webhooks.guard import AllowList
+from callhistory.webhooks.guard import allow_list
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -94,6 +94,7 @@ def _settings(database: str) -> Settings:
                 f"--database / CALLHISTORY_DATABASE_URL: the folder {folder} does not exist"
             )
     parse_keys(settings.data_key)  # refused here, with its variable named, not at start-up
+    allow_list(settings.webhook_allow)
     return settings
 
 
@@ -901,9 +902,9 @@ def _as_tenant(
 ) -> T:
     """Run ``work(conn, principal, settings, sealer)`` as the tenant, in one transaction."""
     tenant_id = _id_argument(tenant, "--tenant")
-    settings = _settings(database)
 
     async def run(db: Store) -> T:
+        settings = _settings(database)  # read (and refused in one line) inside _run
         async with transaction(db, write=True) as conn:
             principal = await keys.tenant_principal(conn, tenant_id=tenant_id)
             sealer = await keys.sealer(conn, configured=settings.data_key)
@@ -942,7 +943,7 @@ def webhook_create(
             principal=principal,
             request=request,
             sealer=sealer,
-            allow=AllowList(settings.webhook_allow),
+            allow=allow_list(settings.webhook_allow),
         ),
     )
     if as_json:
@@ -990,7 +991,7 @@ def webhook_update(
         database,
         tenant,
         lambda conn, principal, settings, _: webhooks.update_endpoint(
-            conn, principal=principal, request=request, allow=AllowList(settings.webhook_allow)
+            conn, principal=principal, request=request, allow=allow_list(settings.webhook_allow)
         ),
     )
     _print(updated, as_json)
@@ -1095,9 +1096,8 @@ def deliver(
 ) -> None:
     """Send webhook deliveries (beside `serve` run with CALLHISTORY_DELIVER=false, or as
     more delivery workers); stops cleanly on SIGTERM or Ctrl-C."""
-    settings = _settings(database)
-
     async def run(db: Store) -> int:
+        settings = _settings(database)  # read (and refused in one line) inside _run
         async with transaction(db, write=False) as conn:
             sealer = await keys.sealer(conn, configured=settings.data_key)
         deliverer = Deliverer(db, settings, sealer)

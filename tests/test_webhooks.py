@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from typer.testing import CliRunner
 
+from callhistory.cli import app as cli_app
 from callhistory.kit.config import Settings
 from callhistory.kit.sealing import new_key
 from tests.harness import (
@@ -284,6 +286,8 @@ def test_urls_that_must_not_be_reached(
         ("https://user:pw@example.com/hook", "user name or password"),
         ("ftp://example.com/hook", "https"),
         ("hook", "https"),
+        ("https://exämple.com/hook", "ASCII"),
+        ("https://exa mple.com/hook", "ASCII"),
     ]:
         error = hapi.error(
             "CreateWebhookEndpoint", {"url": url}, tenant.admin, 400, "invalid_argument"
@@ -474,3 +478,14 @@ def test_signing_secrets_survive_the_data_key_rotation(fresh_database_url: str) 
             api.close()
             got = at_least(receiver, 1)[0]
     assert verified(secret, got)["type"] == "call_log.created"
+
+
+def test_a_bad_allow_list_is_refused_in_one_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLHISTORY_WEBHOOK_ALLOW", "crm.internal,not a host")
+    result = CliRunner().invoke(
+        cli_app, ["webhook", "list", "--tenant", "1", "--database", database_url]
+    )
+    assert result.exit_code == 2 and "CALLHISTORY_WEBHOOK_ALLOW" in result.output, result.output
+    assert "Traceback" not in result.output

@@ -28,7 +28,7 @@ from callhistory.kit.config import Settings
 from callhistory.kit.sealing import Sealer
 from callhistory.kit.times import format_micros, now_micros
 from callhistory.webhooks import repository, signing
-from callhistory.webhooks.guard import AllowList, Blocked, GuardedBackend
+from callhistory.webhooks.guard import AllowList, Blocked, GuardedBackend, allow_list
 from callhistory.webhooks.repository import Claimed, Result
 from callhistory.webhooks.service import secret_context
 
@@ -65,7 +65,7 @@ class Policy(NamedTuple):
             per_endpoint=max(1, settings.webhook_endpoint_concurrency),
             poll_s=settings.webhook_poll_ms / 1000,
             keep=settings.webhook_keep_days * 86_400 * _SECOND,
-            allow=AllowList(settings.webhook_allow),
+            allow=allow_list(settings.webhook_allow),
         )
 
     @property
@@ -209,8 +209,8 @@ class Sender:
             return Outcome(None, f"could not connect: {error or 'refused'}", elapsed())
         except (httpcore.ReadTimeout, httpcore.WriteTimeout):
             return Outcome(None, f"timed out after {policy.timeout_s:g} s", elapsed())
-        except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol) as e:
-            return Outcome(None, f"{type(e).__name__}: {e}", elapsed())
+        except Exception as error:  # recorded and retried, never a lease that silently expires
+            return Outcome(None, f"{type(error).__name__}: {error}", elapsed())
         message = "" if 200 <= code < 300 else f"HTTP {code}"
         if 300 <= code < 400:
             message = f"HTTP {code}: redirects are not followed"

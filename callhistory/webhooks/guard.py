@@ -15,6 +15,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,6 +64,13 @@ class AllowList:
         return any(address in network for network in self._networks)
 
 
+@lru_cache(maxsize=8)
+def allow_list(text: str) -> AllowList:
+    """The operator's allow-list, parsed once per text (``create_app`` and the CLI parse it at
+    start-up, so a bad one is refused there, not on a request)."""
+    return AllowList(text)
+
+
 def _address(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text.split("%", 1)[0])
@@ -86,6 +94,10 @@ def check_url(url: str, allow: AllowList, *, field: str = "url") -> str:
     except ValueError as error:
         raise InvalidArgument(field, f"is not a URL ({error})") from None
     host = parts.hostname or ""
+    if not url.isascii() or any(ch.isspace() for ch in url):
+        raise InvalidArgument(
+            field, "must be ASCII without spaces (a Unicode name in its xn-- form)"
+        )
     if parts.scheme not in ("https", "http") or not host:
         raise InvalidArgument(field, "must be an absolute https:// URL")
     if parts.username is not None or parts.password is not None:

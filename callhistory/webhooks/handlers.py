@@ -5,7 +5,7 @@ from __future__ import annotations
 from callhistory.principal import Scope
 from callhistory.rpc import Context, MethodSet
 from callhistory.webhooks import service
-from callhistory.webhooks.guard import AllowList
+from callhistory.webhooks.guard import allow_list
 from callhistory.webhooks.schemas import (
     DeliveriesRequest,
     DeliveryList,
@@ -32,7 +32,7 @@ async def CreateWebhookEndpoint(ctx: Context, request: EndpointCreate) -> Endpoi
         principal=ctx.principal,
         request=request,
         sealer=ctx.sealer,
-        allow=AllowList(ctx.settings.webhook_allow),
+        allow=allow_list(ctx.settings.webhook_allow),
     )
 
 
@@ -49,7 +49,7 @@ async def UpdateWebhookEndpoint(ctx: Context, request: EndpointUpdate) -> Endpoi
         await ctx.write(),
         principal=ctx.principal,
         request=request,
-        allow=AllowList(ctx.settings.webhook_allow),
+        allow=allow_list(ctx.settings.webhook_allow),
     )
 
 

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from callhistory.kit import ids
 from callhistory.kit.errors import InvalidArgument, NotFound, ResourceExhausted
 from callhistory.kit.paging import CursorCodec, Key, paginate, parse_paging
-from callhistory.kit.schemas import PagingRead
 from callhistory.kit.sealing import Sealer
 from callhistory.kit.times import format_micros, now_micros
 from callhistory.principal import Principal
@@ -68,12 +67,14 @@ def _endpoint_id(value: str | int, field: str = "id") -> int:
     return parsed
 
 
-async def _existing(conn: AsyncConnection, *, principal: Principal, endpoint_id: int) -> Any:
+async def _existing(
+    conn: AsyncConnection, *, principal: Principal, endpoint_id: int, field: str = "id"
+) -> Any:
     row = await repository.get_endpoint(
         conn, tenant_id=principal.tenant_id, endpoint_id=endpoint_id
     )
     if row is None:
-        raise NotFound("no such webhook endpoint in this tenant", field="id")
+        raise NotFound(f"{field}: no such webhook endpoint in this tenant", field=field)
     return row
 
 
@@ -175,7 +176,7 @@ async def list_deliveries(
     conn: AsyncConnection, *, principal: Principal, request: DeliveriesRequest, secret: bytes
 ) -> DeliveryList:
     endpoint_id = _endpoint_id(request.endpoint_id, "endpoint_id")
-    await _existing(conn, principal=principal, endpoint_id=endpoint_id)
+    await _existing(conn, principal=principal, endpoint_id=endpoint_id, field="endpoint_id")
     call_id = ids.parse_id(request.call_id, "call_id")
     page = parse_paging(request.paging, default_sort="-created_at", allowed_sorts=("-created_at",))
     tenant_id = principal.tenant_id
@@ -207,7 +208,7 @@ async def list_deliveries(
     )
     return DeliveryList(
         deliveries=[_delivery_read(row, tried.get(row.id, [])) for row in result.rows],
-        paging=PagingRead(**{f: getattr(result.paging, f) for f in PagingRead.__struct_fields__}),
+        paging=result.paging,
     )
 
 
