@@ -281,3 +281,25 @@ def assert_kept_stats_agree(api: Api, key: str) -> None:
         kept = api.ok("GetCallStats", {"group_by": group_by}, key)
         counted = api.ok("GetCallStats", {"group_by": group_by, "filter": every_call}, key)
         assert kept == counted, group_by
+
+
+def watch_webhooks(api: Api, tenant: Tenant) -> None:
+    """Give the tenant a webhook endpoint (the suite's shared server sends nothing: its
+    ``deliver`` is off), so that its calls' events are written to the outbox."""
+    api.ok("CreateWebhookEndpoint", {"url": "https://crm.example.com/hook"}, tenant.admin)
+
+
+def assert_outbox_agrees(api: Api, tenant: Tenant, database_url: str) -> None:
+    """Every call ListCallLogs shows had a ``call_log.created`` event, and its last event
+    carries the call exactly as ListCallLogs shows it."""
+    rows = run_sql(
+        database_url,
+        "SELECT call_id, type, data FROM webhook_events WHERE tenant_id = :t ORDER BY seq",
+        t=int(tenant.id),
+    )
+    created = {str(call_id) for call_id, kind, _ in rows if kind == "call_log.created"}
+    last = {str(call_id): msgspec.json.decode(data) for call_id, _, data in rows}
+    listed = {r["id"]: r for p in api.walk(tenant.read, {"paging": {"limit": 1000}}) for r in p}
+    assert listed and set(listed) <= created
+    for call_id, row in listed.items():
+        assert last[call_id] == row, call_id

@@ -17,7 +17,15 @@ import pytest
 from typer.testing import CliRunner
 
 from callhistory.cli import app
-from tests.harness import Api, Tenant, assert_kept_stats_agree, cli_json, new_tenant
+from tests.harness import (
+    Api,
+    Tenant,
+    assert_kept_stats_agree,
+    assert_outbox_agrees,
+    cli_json,
+    new_tenant,
+    watch_webhooks,
+)
 
 CORPUS = Path(
     os.environ.get(
@@ -531,16 +539,21 @@ def test_every_asterisk_file_imports_as_it_is(
     api: Api, tenant: Tenant, database_url: str, name: str
 ) -> None:
     """Each Master.csv of the corpus, untouched, through `callhistory import asterisk-csv`."""
+    watch_webhooks(api, tenant)
     result = import_csv(corpus(name), tenant, database_url)
     assert result.exit_code == 0, result.output
     assert "rejected 0" in result.output and calls(api, tenant)
     assert_kept_stats_agree(api, tenant.read)
+    assert_outbox_agrees(api, tenant, database_url)
 
 
 @pytest.mark.parametrize("name", every("freeswitch", "*.json"))
-def test_every_freeswitch_file_posts_as_it_is(api: Api, tenant: Tenant, name: str) -> None:
+def test_every_freeswitch_file_posts_as_it_is(
+    api: Api, tenant: Tenant, database_url: str, name: str
+) -> None:
     """Each CDR of the corpus, byte for byte, as the documented json_cdr.conf sends it
     (encode=false, disable-100-continue=true: the raw document, declared as a form)."""
+    watch_webhooks(api, tenant)
     text = corpus(name).read_bytes()
     uuid = msgspec.json.decode(text)["variables"]["uuid"]
     response = api.http.post(
@@ -556,12 +569,14 @@ def test_every_freeswitch_file_posts_as_it_is(api: Api, tenant: Tenant, name: st
     assert response.status_code == 200, response.text
     assert len(calls(api, tenant)) == 1
     assert_kept_stats_agree(api, tenant.read)
+    assert_outbox_agrees(api, tenant, database_url)
 
 
 def test_the_freeswitch_corpus_folder_imports_as_it_is(
     api: Api, tenant: Tenant, database_url: str
 ) -> None:
     folder = corpus(FS4).parent
+    watch_webhooks(api, tenant)
     result = CliRunner().invoke(
         app,
         [
@@ -579,6 +594,7 @@ def test_the_freeswitch_corpus_folder_imports_as_it_is(
     assert f"imported {files - 1}, updated 0, unchanged 0, rejected 0" in result.output  # fs5+fs6
     assert len(calls(api, tenant)) == files - 1
     assert_kept_stats_agree(api, tenant.read)
+    assert_outbox_agrees(api, tenant, database_url)
 
 
 @pytest.mark.parametrize("name", every("asterisk", "*.csv"))
