@@ -1096,6 +1096,7 @@ def deliver(
 ) -> None:
     """Send webhook deliveries (beside `serve` run with CALLHISTORY_DELIVER=false, or as
     more delivery workers); stops cleanly on SIGTERM or Ctrl-C."""
+
     async def run(db: Store) -> int:
         settings = _settings(database)  # read (and refused in one line) inside _run
         async with transaction(db, write=False) as conn:
