@@ -420,7 +420,7 @@ def test_delivery_processes_share_a_burst_without_sending_twice(
     fresh_database_url: str,
 ) -> None:
     # Each answer takes 50 ms and a process sends 2 at once, so the burst lasts a few seconds
-    # and needs every process (up to 4 at once go to each endpoint, across them).
+    # and needs every process.
     with Receiver(lambda _: Answer(delay=0.05)) as receiver:
         env = {**ENV, "CALLHISTORY_DELIVER": "false", "CALLHISTORY_WEBHOOK_CONCURRENCY": "2"}
         process, base = start_serve(fresh_database_url, env=env)
@@ -460,6 +460,57 @@ def test_delivery_processes_share_a_burst_without_sending_twice(
     # Attempts made: a few more than 800 when a connection failed and was tried again.
     made = [int(out.decode().split()[0]) for out, _ in outputs]
     assert sum(made) >= 800 and sum(1 for n in made if n) >= 2, made  # shared, not one alone
+
+
+def test_a_stopped_deliverer_hands_back_what_it_had_not_sent(fresh_database_url: str) -> None:
+    """A deliverer leases a few deliveries ahead of sending them; stopped, it finishes the
+    attempt under way and gives the others back at once, so another process sends them
+    without waiting for a lease to run out."""
+    with Receiver(lambda _: Answer(delay=0.5)) as receiver:
+        env = {
+            **ENV,
+            "CALLHISTORY_DELIVER": "false",
+            "CALLHISTORY_WEBHOOK_CONCURRENCY": "1",
+            "CALLHISTORY_WEBHOOK_TIMEOUT_MS": "5000",  # leases of half a minute
+        }
+        process, base = start_serve(fresh_database_url, env=env)
+        first: subprocess.Popen[bytes] | None = None
+        try:
+            tenant = new_tenant(fresh_database_url)
+            api = Api(base)
+            endpoint(api, tenant, receiver.url)
+            acked = {a["id"] for a in api.ingest(tenant.ingest, [call(f"h{i}") for i in range(6)])}
+            api.close()
+            command = [sys.executable, "-m", "callhistory", "deliver", "--database"]
+            first = subprocess.Popen(
+                [*command, fresh_database_url],
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            at_least(receiver, 1, within=30)
+            first.send_signal(signal.SIGTERM)
+            out, err = first.communicate(timeout=10)
+            assert first.returncode == 0, err
+            stopped_after = int(out.decode().split()[0])
+            assert 1 <= stopped_after < 6  # it stopped before sending its whole queue
+            began = time.monotonic()
+            second = subprocess.run(
+                [*command, fresh_database_url, "--once"],
+                env={**os.environ, **env},
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
+            assert time.monotonic() - began < 20  # not after the leases ran out
+            assert int(second.stdout.decode().split()[0]) == 6 - stopped_after
+        finally:
+            if first is not None:
+                first.kill()
+            process.kill()
+            process.wait(timeout=10)
+    assert _created_ids(receiver) == acked
+    assert len(receiver.events()) == 6  # none sent twice
 
 
 def test_signing_secrets_survive_the_data_key_rotation(fresh_database_url: str) -> None:

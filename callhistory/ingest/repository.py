@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.compiler import SQLCompiler
 
+from callhistory.db import bulk
 from callhistory.db.backend import backend
 from callhistory.db.engine import fetch, lock_tenant_writes
 from callhistory.db.tables import call_legs, call_log_erasures, call_logs, change_counters
@@ -102,9 +101,7 @@ def prepare_inserts(
     calls: built apart from running them, so an ingest batch builds them before it takes the
     write lock.
 
-    Plain tuples and SQL compiled once: SQLAlchemy's generic path spent longer building
-    parameters than SQLite spent inserting, and a row-by-row executemany hands the GIL back
-    and forth once per row.
+    Plain tuples and SQL compiled once (``db.bulk``).
     """
     if not rows:
         return []
@@ -114,7 +111,7 @@ def prepare_inserts(
     values = operator.itemgetter(*names)
     return [
         (
-            _insert_sql(conn.dialect, names, len(chunk)),
+            bulk.insert_sql(conn.dialect, call_logs, ("tenant_id", *names), len(chunk)),
             tuple([v for row in chunk for v in (tenant_id, *values(row))]),
             len(chunk),
         )
@@ -148,21 +145,6 @@ async def insert_many(
 ) -> None:
     """Insert new calls."""
     await insert_prepared(conn, prepare_inserts(conn, tenant_id=tenant_id, rows=rows))
-
-
-@lru_cache(maxsize=128)
-def _insert_sql(dialect: sa.Dialect, names: tuple[str, ...], count: int) -> str:
-    """An INSERT of ``count`` rows of (tenant_id, *names) in the driver's own SQL; its
-    parameters go row by row, in that column order."""
-    columns = ("tenant_id", *names)
-    statement = call_logs.insert().values(
-        [{name: sa.bindparam(f"{name}_{i}") for name in columns} for i in range(count)]
-    )
-    compiled = statement.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler)
-    expected = [f"{name}_{i}" for i in range(count) for name in columns]
-    assert list(compiled.positiontup or []) == expected, "columns out of the table's order"
-    return str(compiled)
 
 
 async def update_many(

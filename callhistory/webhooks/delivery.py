@@ -18,8 +18,9 @@ import time
 from collections.abc import Sequence
 from importlib.metadata import version as package_version
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
-import httpcore
+import aiohttp
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +29,13 @@ from callhistory.kit.config import Settings
 from callhistory.kit.sealing import Sealer
 from callhistory.kit.times import format_micros, now_micros
 from callhistory.webhooks import repository, signing
-from callhistory.webhooks.guard import AllowList, Blocked, GuardedBackend, allow_list
+from callhistory.webhooks.guard import (
+    AllowList,
+    Blocked,
+    GuardedResolver,
+    allow_list,
+    check_literal,
+)
 from callhistory.webhooks.repository import Claimed, Result
 from callhistory.webhooks.service import secret_context
 
@@ -37,6 +44,7 @@ _SECOND = 1_000_000
 _MAX_DELAY = 6 * 3600 * _SECOND  # backoff stops growing here
 _PURGE_EVERY = 3600.0  # seconds between sweeps of old history
 _GATHER_S = 0.005  # after an attempt ends, others that end meanwhile are recorded with it
+_DEPTH = 4  # deliveries leased per sending slot (see Deliverer)
 _READ_AT_MOST = 64 * 1024  # of a response body: read to keep the connection, then dropped
 _encoder = msgspec.json.Encoder()
 
@@ -70,8 +78,9 @@ class Policy(NamedTuple):
 
     @property
     def lease(self) -> int:
-        """How long a claimed delivery is this worker's: past the longest attempt."""
-        return int((self.timeout_s * 2 + 5) * _SECOND)
+        """How long a claimed delivery is this worker's: past the longest wait in its queue
+        (``_DEPTH`` attempts before it, each at most ``timeout_s``) and its own attempt."""
+        return int(((_DEPTH + 1) * self.timeout_s + 5) * _SECOND)
 
 
 class Outcome(NamedTuple):
@@ -153,62 +162,69 @@ def body_of(claimed: Claimed) -> bytes:
 
 
 class Sender:
-    """One connection pool for every endpoint; connections go only where ``guard`` allows."""
+    """One aiohttp session for every endpoint; connections go only where the guard allows."""
 
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
-        self._agent = f"callhistory-webhooks/{package_version('callhistory')}".encode()
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl.create_default_context(),
-            max_connections=policy.concurrency,
-            keepalive_expiry=30.0,
-            network_backend=GuardedBackend(policy.allow),
-        )
+        self._agent = f"callhistory-webhooks/{package_version('callhistory')}"
+        self._timeout = aiohttp.ClientTimeout(total=policy.timeout_s, sock_connect=policy.connect_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Made on first use: aiohttp binds a session to the running loop.
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._policy.concurrency,
+                ssl=ssl.create_default_context(),
+                resolver=GuardedResolver(self._policy.allow),
+                keepalive_timeout=30.0,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, trust_env=False
+            )
+        return self._session
 
     async def send(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
         policy = self._policy
-        timeouts = {
-            "connect": policy.connect_s,
-            "read": policy.timeout_s,
-            "write": policy.timeout_s,
-            "pool": policy.timeout_s,
-        }
-        wire = [
-            (b"content-type", b"application/json"),
-            (b"user-agent", self._agent),
-            *((k.encode(), v.encode()) for k, v in headers.items()),
-        ]
         started = time.perf_counter()
 
         def elapsed() -> int:
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            async with asyncio.timeout(policy.timeout_s):
-                async with self._pool.stream(
-                    "POST", url, headers=wire, content=body, extensions={"timeout": timeouts}
-                ) as response:
-                    latency = elapsed()
-                    read = 0
-                    async for chunk in response.aiter_stream():
-                        read += len(chunk)
-                        if read > _READ_AT_MOST:
-                            break
-                    retry_after = None
-                    if response.status in (429, 503):
-                        named = {k.lower(): v for k, v in response.headers}
-                        retry_after = _retry_after(named.get(b"retry-after", b"").decode("latin-1"))
-                    code = response.status
-        except TimeoutError:
-            return Outcome(None, f"timed out after {policy.timeout_s:g} s", elapsed())
+            check_literal(urlsplit(url).hostname or "", policy.allow)
+            async with self._open().post(
+                url,
+                data=body,
+                headers={
+                    "content-type": "application/json",
+                    "user-agent": self._agent,
+                    **headers,
+                },
+                allow_redirects=False,
+            ) as response:
+                latency = elapsed()
+                read = 0
+                async for chunk in response.content.iter_any():
+                    read += len(chunk)
+                    if read > _READ_AT_MOST:
+                        break
+                code = response.status
+                retry_after = None
+                if code in (429, 503):
+                    retry_after = _retry_after(response.headers.get("retry-after"))
         except Blocked as error:
             return Outcome(None, f"refused: {error}", elapsed())
-        except (httpcore.ConnectTimeout, httpcore.PoolTimeout):
+        except aiohttp.ConnectionTimeoutError:
             return Outcome(None, f"could not connect within {policy.connect_s:g} s", elapsed())
-        except httpcore.ConnectError as error:
-            return Outcome(None, f"could not connect: {error or 'refused'}", elapsed())
-        except (httpcore.ReadTimeout, httpcore.WriteTimeout):
+        except TimeoutError:
             return Outcome(None, f"timed out after {policy.timeout_s:g} s", elapsed())
+        except aiohttp.ClientConnectorDNSError as error:
+            return Outcome(
+                None, f"could not connect: the name does not resolve ({error})", elapsed()
+            )
+        except aiohttp.ClientConnectorError as error:
+            return Outcome(None, f"could not connect: {error.os_error or error}", elapsed())
         except Exception as error:  # recorded and retried, never a lease that silently expires
             return Outcome(None, f"{type(error).__name__}: {error}", elapsed())
         message = "" if 200 <= code < 300 else f"HTTP {code}"
@@ -217,12 +233,16 @@ class Sender:
         return Outcome(code, message, latency, retry_after)
 
     async def close(self) -> None:
-        await self._pool.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 class Deliverer:
     """Claims due deliveries, sends them concurrently (at most ``concurrency`` at once, and
-    ``per_endpoint`` to one endpoint), and records the outcomes in batches."""
+    ``per_endpoint`` to one endpoint), and records the outcomes in batches.
+
+    It leases ``_DEPTH`` deliveries per sending slot: while some are sent the next are queued
+    here, so sending does not wait for the store between attempts."""
 
     def __init__(self, db: Database, settings: Settings, sealer: Sealer) -> None:
         self._db = db
@@ -230,13 +250,20 @@ class Deliverer:
         self._sealer = sealer
         self._sender = Sender(self._policy)
         self._inflight: dict[asyncio.Task[Result], Claimed] = {}
+        self._started: set[asyncio.Task[Result]] = set()
+        self._slots = asyncio.Semaphore(self._policy.concurrency)
+        self._gates: dict[tuple[int, int], tuple[asyncio.Semaphore, int]] = {}
         self._done: list[Result] = []
         self._purged_at = 0.0
         self.sent = 0  # attempts recorded, for the CLI's summary
 
+    @property
+    def _capacity(self) -> int:
+        return self._policy.concurrency * _DEPTH
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Until ``stop`` is set; then the deliveries in flight finish (or are left to their
-        leases) and their outcomes are recorded."""
+        """Until ``stop`` is set; then the attempts under way finish (or are left to their
+        leases), their outcomes are recorded and the queued deliveries are given back."""
         stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
@@ -245,7 +272,7 @@ class Deliverer:
                 except Exception:  # the store may be away for a moment: try again later
                     logger.exception("webhook deliverer: a step failed")
                     claimed = 0
-                busy = bool(claimed) and len(self._inflight) < self._policy.concurrency
+                busy = bool(claimed) and len(self._inflight) < self._capacity
                 wait_s = 0.0 if busy else self._policy.poll_s
                 finished, _ = await asyncio.wait(
                     {stopping, *self._inflight}, timeout=wait_s, return_when="FIRST_COMPLETED"
@@ -253,10 +280,13 @@ class Deliverer:
                 if finished and not stop.is_set():
                     await asyncio.sleep(_GATHER_S)
                 self._collect()
-            if self._inflight:
-                await asyncio.wait(self._inflight, timeout=self._policy.timeout_s)
+            queued = {t: c for t, c in self._inflight.items() if t not in self._started}
+            for task in queued:
+                task.cancel()
+            if self._started:
+                await asyncio.wait(self._started, timeout=self._policy.timeout_s)
             self._collect()
-            await self._record()
+            await self._record(unsent=list(queued.values()))
         finally:
             stopping.cancel()
             for task in self._inflight:
@@ -275,20 +305,20 @@ class Deliverer:
                     await asyncio.wait(self._inflight, return_when="FIRST_COMPLETED")
                     await asyncio.sleep(_GATHER_S)
                 self._collect()
-            await self._record()
+            await self._record(unsent=[])
         finally:
             await self._sender.close()
         return self.sent
 
     async def _step(self) -> int:
-        """Record finished attempts and claim what the free slots can take, in one write
+        """Record finished attempts and claim what the queue can take, in one write
         transaction (none when there is nothing to record and nothing due); sweep old history
         now and then. How many were claimed."""
         if time.monotonic() - self._purged_at > _PURGE_EVERY:
             self._purged_at = time.monotonic()
             async with transaction(self._db, write=True) as conn:
                 await repository.purge(conn, before=now_micros() - self._policy.keep)
-        free = self._policy.concurrency - len(self._inflight)
+        free = self._capacity - len(self._inflight)
         now = now_micros()
         if not self._done:
             if free <= 0:
@@ -305,7 +335,7 @@ class Deliverer:
                     conn,
                     now=now,
                     lease_until=now + self._policy.lease,
-                    per_endpoint=self._policy.per_endpoint,
+                    per_endpoint=self._policy.per_endpoint * _DEPTH,
                     limit=free,
                 )
         self._report(results, disabled)
@@ -314,6 +344,23 @@ class Deliverer:
         return len(claimed)
 
     async def _attempt(self, claimed: Claimed) -> Result:
+        key = (claimed.tenant_id, claimed.endpoint_id)
+        gate, users = self._gates.get(key) or (asyncio.Semaphore(self._policy.per_endpoint), 0)
+        self._gates[key] = (gate, users + 1)
+        try:
+            async with gate, self._slots:
+                task = asyncio.current_task()
+                assert task is not None
+                self._started.add(task)
+                return await self._send(claimed)
+        finally:
+            gate, users = self._gates[key]
+            if users > 1:
+                self._gates[key] = (gate, users - 1)
+            else:
+                del self._gates[key]
+
+    async def _send(self, claimed: Claimed) -> Result:
         now = now_micros()
         context = secret_context(claimed.tenant_id, claimed.endpoint_id)
         secrets = [self._sealer.open(claimed.secret, context=context)]
@@ -338,6 +385,7 @@ class Deliverer:
     def _collect(self) -> None:
         for task in [t for t in self._inflight if t.done()]:
             self._inflight.pop(task)
+            self._started.discard(task)
             if task.cancelled():
                 continue
             if task.exception() is None:
@@ -345,13 +393,17 @@ class Deliverer:
             else:  # its lease expires and it is sent again
                 logger.error("webhook attempt failed: %r", task.exception())
 
-    async def _record(self) -> None:
-        """Record finished attempts (when stopping: nothing more is claimed)."""
-        if not self._done:
+    async def _record(self, *, unsent: Sequence[Claimed]) -> None:
+        """Record finished attempts and give back the leases of ``unsent`` deliveries (when
+        stopping: nothing more is claimed)."""
+        keys = [(c.tenant_id, c.id) for c in unsent]
+        if not self._done and not keys:
             return
         results, self._done = self._done, []
         async with transaction(self._db, write=True) as conn:
             disabled = await self._finish(conn, results)
+            if keys:
+                await repository.release(conn, keys=keys)
         self._report(results, disabled)
 
     async def _finish(

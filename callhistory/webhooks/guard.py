@@ -10,16 +10,14 @@ Redirects are never followed.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
 from callhistory.kit.config import ConfigError
 from callhistory.kit.errors import InvalidArgument
@@ -117,60 +115,33 @@ def check_url(url: str, allow: AllowList, *, field: str = "url") -> str:
     return url
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, resolving names itself and connecting only to addresses
-    webhooks may reach."""
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, refusing names that resolve to addresses webhooks may not reach;
+    the connector then connects to the addresses checked here."""
 
     def __init__(self, allow: AllowList) -> None:
         self._allow = allow
-        self._inner = httpcore.AnyIOBackend()
+        self._inner = ThreadedResolver()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
         if self._allow.host(host):
-            addresses = [host]
-        else:
-            addresses = await self._resolve(host, port, timeout)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failed:
-                error = failed
-        assert error is not None
-        raise error
-
-    async def _resolve(self, host: str, port: int, limit_s: float | None) -> list[str]:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(limit_s):
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as error:
-            raise httpcore.ConnectError(f"{host} does not resolve ({error})") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        for text in addresses:
-            address = _address(text)
+            return results
+        for result in results:
+            address = _address(result["host"])
             if address is None or not (public(address) or self._allow.address(address)):
-                raise Blocked(f"{host} resolves to {text}, which is not a public address")
-        return addresses
+                raise Blocked(f"{host} resolves to {result['host']}, which is not a public address")
+        return results
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise Blocked("webhooks are not sent over Unix sockets")
+    async def close(self) -> None:
+        await self._inner.close()
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+
+def check_literal(host: str, allow: AllowList) -> None:
+    """An address written in the URL is not resolved: checked here before connecting (the
+    allow-list may have changed since the endpoint was created)."""
+    address = _address(host.strip("[]"))
+    if address is not None and not allow.host(host) and not public(address):
+        raise Blocked(f"{address} is not a public address")

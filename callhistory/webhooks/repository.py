@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from callhistory.db import bulk
 from callhistory.db.backend import backend
 from callhistory.db.engine import ALL_TENANTS, keyset_past
 from callhistory.db.tables import (
@@ -100,17 +101,45 @@ async def subscribed(conn: AsyncConnection, *, tenant_id: int) -> list[tuple[int
     return [(row.id, row.events) for row in await conn.execute(select)]
 
 
+_EVENT_COLUMNS = ("tenant_id", "id", "type", "call_id", "seq", "occurred_at", "data")
+# A new delivery: (tenant_id, id, endpoint_id, event_id, call_id, seq, now); the rest fixed.
+_NEW_DELIVERY = (
+    "tenant_id",
+    "id",
+    "endpoint_id",
+    "event_id",
+    "call_id",
+    "seq",
+    "state",
+    "attempts",
+    "next_at",
+    "lease_until",
+    "retry_from",
+    "created_at",
+    "finished_at",
+    "last_code",
+    "last_error",
+)
+
+
 async def add_events(
     conn: AsyncConnection,
     *,
-    tenant_id: int,
-    event_rows: list[dict[str, Any]],
-    delivery_rows: list[dict[str, Any]],
+    event_rows: Sequence[tuple[Any, ...]],
+    delivery_rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    for table, rows in ((webhook_events, event_rows), (webhook_deliveries, delivery_rows)):
-        for start in range(0, len(rows), _CHUNK):
-            chunk = [{"tenant_id": tenant_id, **row} for row in rows[start : start + _CHUNK]]
-            await conn.execute(table.insert(), chunk)
+    """Store events (values in ``_EVENT_COLUMNS``' order) and their first deliveries
+    (tenant_id, id, endpoint_id, event_id, call_id, seq, now): pending, due now."""
+    await bulk.insert_rows(conn, webhook_events, _EVENT_COLUMNS, event_rows)
+    await bulk.insert_rows(
+        conn,
+        webhook_deliveries,
+        _NEW_DELIVERY,
+        [
+            (*row[:6], "pending", 0, row[6], None, row[6], row[6], None, None, "")
+            for row in delivery_rows
+        ],
+    )
 
 
 async def forget_calls(
@@ -432,6 +461,15 @@ _CLAIMED = (
     .where(_KEYS)
     .order_by(deliveries.next_at)
 )
+
+
+async def release(conn: AsyncConnection, *, keys: Sequence[tuple[int, int]]) -> None:
+    """Give back leased deliveries that were not attempted (a deliverer stopping)."""
+    await conn.execute(
+        webhook_deliveries.update().where(_KEYS).values(lease_until=None),
+        {"keys": list(keys)},
+        execution_options=ALL_TENANTS,
+    )
 
 
 class Result(NamedTuple):

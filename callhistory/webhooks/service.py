@@ -266,45 +266,36 @@ async def record(conn: AsyncConnection, *, tenant_id: int, changes: Sequence[Cha
     if not wanted:
         return
     now = now_micros()
-    event_rows: list[dict[str, Any]] = []
-    delivery_rows: list[dict[str, Any]] = []
+    event_rows: list[tuple[Any, ...]] = []
+    delivery_rows: list[tuple[Any, ...]] = []
     event_ids = ids.new_ids(len(changes))
     delivery_ids = iter(ids.new_ids(len(changes) * len(wanted)))
     for change, event_id in zip(changes, event_ids, strict=True):
         event_rows.append(
-            {
-                "id": event_id,
-                "type": change.type,
-                "call_id": change.call_id,
-                "seq": change.seq,
-                "occurred_at": now,
-                "data": change.data.decode(),
-            }
+            (
+                tenant_id,
+                event_id,
+                change.type,
+                change.call_id,
+                change.seq,
+                now,
+                change.data.decode(),
+            )
         )
         for endpoint_id, types in wanted:
-            if change.type not in types:
-                continue
-            delivery_rows.append(
-                {
-                    "id": next(delivery_ids),
-                    "endpoint_id": endpoint_id,
-                    "event_id": event_id,
-                    "call_id": change.call_id,
-                    "seq": change.seq,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_at": now,
-                    "lease_until": None,
-                    "retry_from": now,
-                    "created_at": now,
-                    "finished_at": None,
-                    "last_code": None,
-                    "last_error": "",
-                }
-            )
-    await repository.add_events(
-        conn, tenant_id=tenant_id, event_rows=event_rows, delivery_rows=delivery_rows
-    )
+            if change.type in types:
+                delivery_rows.append(
+                    (
+                        tenant_id,
+                        next(delivery_ids),
+                        endpoint_id,
+                        event_id,
+                        change.call_id,
+                        change.seq,
+                        now,
+                    )
+                )
+    await repository.add_events(conn, event_rows=event_rows, delivery_rows=delivery_rows)
 
 
 async def forget_calls(conn: AsyncConnection, *, tenant_id: int, call_ids: Sequence[int]) -> None:

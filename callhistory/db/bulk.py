@@ -1,0 +1,52 @@
+"""Multi-row INSERTs compiled once per (table, columns, row count) and run on the driver.
+
+SQLAlchemy's generic executemany builds a parameter dict per row, and a row-by-row
+executemany hands the GIL back and forth once per row; on ingest's hot path both cost more
+than the database's own work (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+
+# Rows per INSERT: at most 100, and within both backends' 32,766 parameters.
+ROWS = 100
+_MAX_PARAMETERS = 32_000
+
+
+@lru_cache(maxsize=256)
+def insert_sql(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...], count: int) -> str:
+    """An INSERT of ``count`` rows of ``names`` in the driver's own SQL; its parameters go
+    row by row, in that column order (which must be the table's)."""
+    statement = table.insert().values(
+        [{name: sa.bindparam(f"{name}_{i}") for name in names} for i in range(count)]
+    )
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    expected = [f"{name}_{i}" for i in range(count) for name in names]
+    assert list(compiled.positiontup or []) == expected, "columns out of the table's order"
+    return str(compiled)
+
+
+def rows_per_insert(names: Sequence[str]) -> int:
+    return max(1, min(ROWS, _MAX_PARAMETERS // len(names)))
+
+
+async def insert_rows(
+    conn: AsyncConnection,
+    table: sa.Table,
+    names: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Insert ``rows`` (values in ``names``' order, the table's column order)."""
+    size = rows_per_insert(names)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        sql = insert_sql(conn.dialect, table, names, len(chunk))
+        await conn.exec_driver_sql(sql, tuple([v for row in chunk for v in row]))
