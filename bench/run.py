@@ -812,7 +812,7 @@ def table(results: list[dict[str, Any]]) -> str:
         if hooks:
             lines += [
                 f"| ingest with a webhook endpoint / without (1 worker, batches of 500 by turns) | {hooks['ingest_on']:.0f} / {hooks['ingest_off']:.0f} calls/s ({hooks['ingest_on'] / hooks['ingest_off'] - 1:+.0%}) | within 15% |",
-                f"| webhook deliveries/s, one `callhistory deliver` draining {BACKLOG_NOTE} | {hooks['deliveries_per_s']:.0f} | |",
+                f"| webhook deliveries/s, one `callhistory deliver` draining {BACKLOG_NOTE} (first to last delivery) | {hooks['deliveries_per_s']:.0f} | |",
                 *(
                     f"| webhook latency, call acknowledged → delivered, posting {rate} calls/s (achieved {hooks[f'steady_rate_{rate}']:.0f}) to 2 workers that also deliver: p50 / p99 | {hooks[f'latency_p50_ms_{rate}']:.0f} / {hooks[f'latency_p99_ms_{rate}']:.0f} ms | |"
                     for rate in (500, 100)

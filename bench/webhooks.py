@@ -157,7 +157,7 @@ def webhooks(data: Dataset) -> dict[str, float]:
                 for body in _batches(30_000, BACKLOG // 500):
                     _post(port, hooked.ingest, body)
             before = len(receiver.arrived)
-            began = time.monotonic()
+            earlier = set(receiver.arrived)
             deliverer = subprocess.Popen(
                 [sys.executable, "-m", "callhistory", "deliver", "--once"],
                 env={**os.environ, **env, "CALLHISTORY_DATABASE_URL": data.url},
@@ -165,7 +165,9 @@ def webhooks(data: Dataset) -> dict[str, float]:
             )
             last = receiver.wait_for(before + BACKLOG, within=600)
             deliverer.wait(timeout=60)
-            out["deliveries_per_s"] = BACKLOG / (last - began)
+            # From the first delivery to the last: the process's start-up (~2 s) left out.
+            first = min(t for k, t in receiver.arrived.items() if k not in earlier)
+            out["deliveries_per_s"] = (BACKLOG - 1) / (last - first)
             # 3. Steady posting (batches of 50 every 100 ms: 500 calls/s; then 100 calls/s) to
             # `serve --workers 2`, each worker delivering too: acknowledgement → arrival.
             sent = before + BACKLOG
