@@ -33,12 +33,14 @@ from callhistory.http.dispatch import (
 )
 from callhistory.http.export import ExportEntry
 from callhistory.http.freeswitch import FreeSwitchEntry
+from callhistory.http.recordings import Recordings
 from callhistory.ingest.handlers import methods as ingest_methods
 from callhistory.ingest.handlers import tenant_methods as erasure_methods
 from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
 from callhistory.kit.config import Settings
 from callhistory.kit.ratelimit import FailureThrottle, RateLimiter
+from callhistory.recordings.handlers import methods as recording_methods
 from callhistory.rollups import service as rollups
 from callhistory.web import views as web
 from callhistory.webhooks import service as webhooks
@@ -53,6 +55,7 @@ METHODS = [
     *erasure_methods.methods,
     *keys_methods.methods,
     *webhook_methods.methods,
+    *recording_methods.methods,
 ]
 
 
@@ -115,6 +118,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await partitions.create_ahead(conn)
             await directory.reseal_passwords(conn, sealer=sealer)
             await webhooks.reseal_secrets(conn, sealer=sealer)
+        app.state.recordings = Recordings(
+            db=db, admission=admission, settings=settings, cursor_secret=secret
+        )
         app.state.dispatcher = Dispatcher(
             pipeline=pipeline,
             methods=METHODS,
@@ -149,6 +155,14 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     async def export_call_logs(request: Request) -> Response:
         return await pipeline.serve(request, export)
 
+    async def upload_recording(request: Request) -> Response:
+        recordings: Recordings = request.app.state.recordings
+        return await recordings.upload(request)
+
+    async def play_recording(request: Request) -> Response:
+        recordings: Recordings = request.app.state.recordings
+        return await recordings.play(request)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -170,6 +184,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/v1/export/call_logs.{format}", export_call_logs, methods=["GET", "POST"]),
+        Route(
+            "/v1/recordings/{tenant}/{recording}/{name}",
+            play_recording,
+            methods=["GET", "HEAD"],
+        ),
+        Route("/v1/recordings/{source:path}", upload_recording, methods=["PUT"]),
         Route("/v1/{target:path}", rpc, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/ingest/freeswitch", freeswitch_cdr, methods=["POST"]),
     ]

@@ -28,6 +28,7 @@ class Context(msgspec.Struct, kw_only=True):
     cursor_secret: bytes
     sealer: Sealer
     settings: Settings
+    base_url: str = ""  # scheme://host[:port] the request came to, for links to this service
 
     @property
     def read(self) -> AsyncConnection:

@@ -24,6 +24,7 @@ TENANT_TABLES = (
     "webhook_events",
     "webhook_deliveries",
     "webhook_attempts",
+    "recordings",
 )
 _REFERENCE = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(" + "|".join(TENANT_TABLES) + r")\b", re.I)
 _SCOPED = re.compile(r"\btenant_id\s*(?:=|IN\b)", re.I)

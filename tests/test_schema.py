@@ -80,6 +80,7 @@ def test_every_key_and_index_of_tenant_data_starts_with_tenant_id(
         "webhook_events",
         "webhook_deliveries",
         "webhook_attempts",
+        "recordings",
     }
     for table, found in schema.items():
         assert found["pk"][0] == "tenant_id", (table, found["pk"])

@@ -526,3 +526,18 @@ async def calls_between(
     """(started_at, id, direction, call_state, caller, caller_norm, callee_norm, hotline_id)
     of the tenant's calls to or from outside that started within ``[start, end]``."""
     return await fetch(conn, _FOR_MISSED, {"tenant_id": tenant_id, "start": start, "end": end})
+
+
+async def call_recordings(
+    conn: AsyncConnection, *, tenant_id: int, call_id: int | None, source_id: str | None
+) -> tuple[int, str] | None:
+    """A call of the tenant by its id or its PBX call id: (id, its ``recording_urls`` JSON)."""
+    where = [call_logs.c.tenant_id == tenant_id]
+    if call_id is not None:
+        where.append(call_logs.c.id == call_id)
+    if source_id is not None:
+        where.append(call_logs.c.source_id == source_id)
+    row = (
+        await conn.execute(sa.select(call_logs.c.id, call_logs.c.recording_urls).where(*where))
+    ).first()
+    return None if row is None else (int(row.id), str(row.recording_urls))

@@ -391,3 +391,16 @@ def _missed_call(run: missed.Unreturned) -> MissedCall:
         callback_attempts=len(run.callbacks),
         last_callback_at=format_micros(run.callbacks[-1]) if run.callbacks else None,
     )
+
+
+async def recordings_named(
+    conn: AsyncConnection, *, principal: Principal, call_id: int | None, source_id: str | None
+) -> tuple[int, list[str]] | None:
+    """A call of the caller's tenant, by id or PBX call id, with the recordings its CDR named
+    (for matching uploads); None when there is no such call."""
+    found = await repository.call_recordings(
+        conn, tenant_id=principal.tenant_id, call_id=call_id, source_id=source_id
+    )
+    if found is None:
+        return None
+    return found[0], msgspec.json.decode(found[1], type=list[str])

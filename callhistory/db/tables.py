@@ -473,3 +473,23 @@ webhook_attempts = sa.Table(
     sa.Column("error", sa.String(500), nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "delivery_id", "attempt"),
 )
+
+
+# Recordings (recordings/): audio uploaded for a call, the bytes in the recordings store under
+# ``key``; ``source`` is the name or path the uploader gave (the PBX's), ``name`` its file name.
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    sa.Column("id", sa.BigInteger, nullable=False, autoincrement=False),
+    sa.Column("call_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("source", sa.String(2048), nullable=False),
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index("ix_recordings_call", "tenant_id", "call_id", "name", unique=True),
+)

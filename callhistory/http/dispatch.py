@@ -98,14 +98,18 @@ def envelope_for_unexpected(exc: Exception) -> ApiError:
 Caller = Principal | PbxPrincipal
 
 
-class Entry(Protocol):
-    """An HTTP entry point behind the pipeline: how its callers prove who they are, and what
-    it does with an admitted request's body in the request's unit of work."""
+class Credentials(Protocol):
+    """How an entry point's callers prove who they are."""
+
+    async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller: ...
+
+
+class Entry(Credentials, Protocol):
+    """An HTTP entry point behind the pipeline: its callers' credentials, and what it does
+    with an admitted request's body in the request's unit of work."""
 
     write: bool
     body_limit: int
-
-    async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller: ...
 
     async def run(
         self, work: Work, caller: Caller, body: bytes, request: Request
@@ -132,7 +136,9 @@ class Admission:
         self._recording: set[asyncio.Task[None]] = set()
         self._recorded: dict[int, int] = {}  # key id → until when its use is recorded
 
-    async def authenticate(self, request: Request, entry: Entry, conn: AsyncConnection) -> Caller:
+    async def authenticate(
+        self, request: Request, entry: Credentials, conn: AsyncConnection
+    ) -> Caller:
         """The entry's caller, its credentials checked on ``conn``; a failure counts against
         the client's address."""
         address = client_address(request)
@@ -272,6 +278,7 @@ class MethodEntry:
             cursor_secret=self._secret,
             sealer=self._sealer,
             settings=self._settings,
+            base_url=str(request.base_url).rstrip("/"),
         )
         return await self.method.handler(context, decoded)
 

@@ -53,9 +53,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_first_retry_ms: int = 5000
     webhook_disable_after: int = 10  # deliveries failed in a row before the endpoint is off
     webhook_concurrency: int = 32  # deliveries in flight per worker
-    webhook_endpoint_concurrency: int = 8  # per endpoint, across workers
+    webhook_endpoint_concurrency: int = 8  # per endpoint, from each delivering process
     webhook_poll_ms: int = 250
     webhook_keep_days: int = 7  # finished deliveries' history
+    # Recordings (recordings/storage.py): file:///dir or s3://bucket/prefix; "" = beside SQLite.
+    recordings_url: str = ""
+    recording_link_seconds: int = 3600  # how long a signed recording link works
+    recording_max_mb: int = 200  # largest upload
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -1,0 +1,106 @@
+"""Where recordings' bytes live: a local directory (the default beside a SQLite file) or an
+S3-compatible bucket, both through obstore, configured by one URL
+(``CALLHISTORY_RECORDINGS_URL``):
+
+- ``file:///var/lib/callhistory/recordings``
+- ``s3://bucket/prefix?endpoint=https://s3.example.net&region=ap-southeast-1``; credentials
+  from the usual ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` variables.
+
+Bytes always move in chunks: an upload is streamed into the store, a download out of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import parse_qsl, urlsplit
+
+import obstore
+from obstore.store import LocalStore, S3Store
+
+from callhistory.kit.config import ConfigError, Settings
+
+_CHUNK = 256 * 1024  # bytes handed to the client at a time
+
+
+class Stat(NamedTuple):
+    size: int
+    etag: str
+
+
+def store_url(settings: Settings) -> str:
+    """The configured URL, or a directory beside the SQLite file (``callhistory.db`` →
+    ``callhistory-recordings/``); "" when neither applies (PostgreSQL without a setting)."""
+    if settings.recordings_url:
+        return settings.recordings_url
+    if settings.database_url.startswith("sqlite:///"):
+        db = Path(settings.database_url.removeprefix("sqlite:///")).resolve()
+        return (db.parent / f"{db.stem}-recordings").as_uri()
+    return ""
+
+
+class Storage:
+    """One recordings store; keys are ``tenant/recording`` paths inside it."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        if parts.scheme == "file":
+            root = Path(parts.path)
+            root.mkdir(parents=True, exist_ok=True)
+            self._store: LocalStore | S3Store = LocalStore(root)
+        elif parts.scheme == "s3":
+            options = dict(parse_qsl(parts.query))
+            endpoint = options.pop("endpoint", "")
+            unknown = set(options) - {"region"}
+            if unknown:
+                raise ConfigError(
+                    f"CALLHISTORY_RECORDINGS_URL: unknown option {sorted(unknown)[0]!r} "
+                    "(endpoint and region are known)"
+                )
+            self._store = S3Store(
+                parts.netloc,
+                prefix=parts.path.strip("/") or None,
+                endpoint=endpoint or None,
+                region=options.get("region") or None,
+                client_options={"allow_http": endpoint.startswith("http://")},
+            )
+        else:
+            raise ConfigError(
+                f"CALLHISTORY_RECORDINGS_URL: {url!r} is neither file:///a/directory nor "
+                "s3://bucket/prefix"
+            )
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> None:
+        # The type is kept with the row; on S3 the object carries it too (a local file cannot).
+        if isinstance(self._store, S3Store):
+            await obstore.put_async(
+                self._store, key, chunks, attributes={"Content-Type": content_type}
+            )
+        else:
+            await obstore.put_async(self._store, key, chunks)
+
+    async def stat(self, key: str) -> Stat | None:
+        try:
+            meta = await obstore.head_async(self._store, key)
+        except FileNotFoundError:
+            return None
+        return Stat(size=int(meta["size"]), etag=str(meta.get("e_tag") or ""))
+
+    async def read(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive), a chunk at a time."""
+        result = await obstore.get_async(self._store, key, options={"range": (start, end)})
+        async for chunk in result.stream(min_chunk_size=_CHUNK):
+            yield bytes(chunk)
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await obstore.delete_async(self._store, key)
+
+    async def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        async for batch in obstore.list(self._store, prefix=prefix):
+            found += [str(item["path"]) for item in batch]
+        return found

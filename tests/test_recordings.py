@@ -1,0 +1,288 @@
+"""Recordings as an integrator and a player see them: uploaded for a call, stored in a local
+directory or a real S3-speaking server, played back through signed links with Range, and
+refused when a link is altered, expired or another tenant's."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import struct
+import time
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from callhistory.kit.config import Settings
+from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.s3server import S3Server, use_credentials
+from tests.test_ingest import call
+
+PBX_PATH = "/var/lib/freeswitch/recordings/2025-05-01/{}.wav"
+
+
+def wav(seconds: float, pitch: float = 440.0) -> bytes:
+    """A real 8 kHz mono 16-bit WAV file: a tone."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        frames = int(8000 * seconds)
+        audio.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(2 * math.pi * pitch * i / 8000)))
+                for i in range(frames)
+            )
+        )
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    use_credentials()
+    with S3Server() as server:
+        yield server
+
+
+Look = Callable[[], list[str]]
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+def storage(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Look]:
+    """The store's URL, and a direct look at the objects in it (not through the service)."""
+    if request.param == "file":
+        root = tmp_path_factory.mktemp("recordings")
+        return root.as_uri(), lambda: sorted(
+            str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file()
+        )
+    server: S3Server = request.getfixturevalue("s3")
+    bucket = f"rec{int(time.time() * 1000) % 10**9}"
+    url = server.bucket(bucket)
+    return url, lambda: sorted(k.removeprefix("recordings/") for k in server.keys(bucket))
+
+
+@pytest.fixture(scope="module")
+def rec_server(database_url: str, storage: tuple[str, Look]) -> Iterator[ServerThread]:
+    settings = Settings(
+        database_url=database_url,
+        deliver=False,
+        access_log=False,
+        rate_limit_per_second=0,
+        auth_failures_per_minute=0,
+        recordings_url=storage[0],
+        recording_max_mb=1,
+    )
+    with ServerThread(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def rapi(rec_server: ServerThread) -> Iterator[Api]:
+    client = Api(rec_server.base_url)
+    yield client
+    client.close()
+
+
+def upload(
+    api: Api, tenant: Tenant, path: str, body: bytes, *, key: str = "", **query: str
+) -> httpx.Response:
+    return api.http.put(
+        f"/v1/recordings{path}",
+        params=query,
+        content=body,
+        headers={"Authorization": f"Bearer {key or tenant.ingest}"},
+    )
+
+
+def a_call_with_a_recording(api: Api, tenant: Tenant, name: str) -> str:
+    got = api.ingest(tenant.ingest, [call(name, recording_urls=[PBX_PATH.format(name)])])
+    return str(got[0]["id"])
+
+
+def test_an_uploaded_recording_plays_and_seeks(
+    rapi: Api, database_url: str, storage: tuple[str, Look]
+) -> None:
+    tenant = new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, tenant, "r1")
+    audio = wav(3)
+    sent = upload(
+        rapi,
+        tenant,
+        PBX_PATH.format("r1"),
+        audio,
+        source_id="r1",
+        **{},
+    )
+    assert sent.status_code == 200, sent.text
+    made = sent.json()
+    assert made["call_id"] == call_id and made["name"] == "r1.wav"
+    assert made["size"] == len(audio) and made["sha256"] == hashlib.sha256(audio).hexdigest()
+    assert made["content_type"] == "audio/wav"
+    assert f"{tenant.id}/{made['id']}" in storage[1]()  # the bytes are in the store
+
+    listed = rapi.ok("ListCallRecordings", {"call_id": call_id}, tenant.read)["recordings"]
+    assert [r["id"] for r in listed] == [made["id"]]
+    link = listed[0]["url"]
+    with httpx.Client() as player:  # a browser: no key, only the link
+        whole = player.get(link)
+        assert whole.status_code == 200 and whole.content == audio
+        assert whole.headers["content-type"] == "audio/wav"
+        assert whole.headers["accept-ranges"] == "bytes"
+        etag = whole.headers["etag"]
+        middle = player.get(link, headers={"Range": "bytes=1000-1999"})
+        assert middle.status_code == 206 and middle.content == audio[1000:2000]
+        assert middle.headers["content-range"] == f"bytes 1000-1999/{len(audio)}"
+        first = player.get(link, headers={"Range": "bytes=0-0"})
+        assert first.status_code == 206 and first.content == audio[:1]
+        last = player.get(link, headers={"Range": "bytes=-1"})
+        assert last.status_code == 206 and last.content == audio[-1:]
+        tail = player.get(link, headers={"Range": f"bytes={len(audio) - 10}-"})
+        assert tail.content == audio[-10:]
+        past = player.get(link, headers={"Range": f"bytes={len(audio)}-"})
+        assert past.status_code == 416
+        assert past.headers["content-range"] == f"bytes */{len(audio)}"
+        head = player.head(link)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len(audio))
+        assert player.get(link, headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_links_that_are_altered_expired_or_foreign_are_refused(
+    rapi: Api, database_url: str, rec_server: ServerThread
+) -> None:
+    owner, other = new_tenant(database_url), new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, owner, "r2")
+    made = upload(rapi, owner, "/r2.wav", wav(0.5), call_id=call_id).json()
+    link = made["url"]
+    refusals: list[httpx.Response] = []
+    with httpx.Client() as player:
+        assert player.get(link).status_code == 200
+        tampered = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+        refusals.append(player.get(tampered))
+        later = link.replace("expires=", "expires=9")  # a longer life, same signature
+        refusals.append(player.get(later))
+        # The same recording id under the other tenant: the signature does not hold.
+        refusals.append(
+            player.get(link.replace(f"/recordings/{owner.id}/", f"/recordings/{other.id}/"))
+        )
+        refusals.append(player.get(link.split("?")[0]))  # no signature at all
+    for refused in refusals:
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "permission_denied"
+        assert refused.json()["msg"] == refusals[0].json()["msg"]  # which check failed: not said
+    # The other tenant cannot list the call's recordings either.
+    rapi.error("ListCallRecordings", {"call_id": call_id}, other.read, 404, "not_found")
+
+    # Links expire: a server whose links live 1 s.
+    short = Settings(
+        database_url=database_url,
+        deliver=False,
+        access_log=False,
+        rate_limit_per_second=0,
+        auth_failures_per_minute=0,
+        recording_link_seconds=1,
+    )
+    with ServerThread(short) as server:
+        api = Api(server.base_url)
+        listed = api.ok("ListCallRecordings", {"call_id": call_id}, owner.read)["recordings"]
+        api.close()
+    expiring = listed[0]["url"].replace(server.base_url, rec_server.base_url)
+    with httpx.Client() as player:
+        assert player.get(expiring).status_code == 200
+        time.sleep(2.1)
+        assert player.get(expiring).status_code == 403
+
+
+def test_uploads_that_are_refused_store_nothing(
+    rapi: Api, database_url: str, storage: tuple[str, Look]
+) -> None:
+    tenant = new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, tenant, "r3")
+    audio = wav(0.5)
+    before = storage[1]()
+
+    def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+        assert response.status_code == status, response.text
+        envelope: dict[str, Any] = response.json()
+        assert envelope["code"] == code
+        return envelope
+
+    # Not a recording the call's CDR named.
+    named = refused(
+        upload(rapi, tenant, "/other.wav", audio, call_id=call_id), 400, "invalid_argument"
+    )
+    assert named["meta"]["field"] == "name" and "r3.wav" in named["msg"]
+    # A checksum that does not match the body.
+    wrong = refused(
+        rapi.http.put(
+            "/v1/recordings/r3.wav",
+            params={"call_id": call_id},
+            content=audio,
+            headers={"Authorization": f"Bearer {tenant.ingest}", "X-Checksum-Sha256": "0" * 64},
+        ),
+        400,
+        "invalid_argument",
+    )
+    assert wrong["meta"]["field"] == "X-Checksum-Sha256"
+    # Over the size limit (1 MB here), sent with and without a length announced.
+    refused(
+        upload(rapi, tenant, "/r3.wav", b"\0" * 1_100_000, call_id=call_id),
+        413,
+        "resource_exhausted",
+    )
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b"\0" * 64_000
+
+    streamed = rapi.http.put(
+        "/v1/recordings/r3.wav",
+        params={"call_id": call_id},
+        content=chunks(),
+        headers={"Authorization": f"Bearer {tenant.ingest}"},
+    )
+    refused(streamed, 413, "resource_exhausted")
+    # A call that is not the tenant's, or not named at all; a read key.
+    refused(upload(rapi, tenant, "/r3.wav", audio, source_id="nope"), 404, "not_found")
+    missing = refused(upload(rapi, tenant, "/r3.wav", audio), 400, "invalid_argument")
+    assert missing["meta"]["field"] == "call_id"
+    refused(
+        upload(rapi, tenant, "/r3.wav", audio, key=tenant.read, call_id=call_id),
+        403,
+        "permission_denied",
+    )
+    not_audio = refused(
+        upload(rapi, tenant, "/r3.txt", audio, call_id=call_id), 400, "invalid_argument"
+    )
+    assert not_audio["meta"]["field"] == "name"
+
+    assert storage[1]() == before  # nothing was left in the store
+    assert rapi.ok("ListCallRecordings", {"call_id": call_id}, tenant.read)["recordings"] == []
+
+
+def test_uploading_again_is_idempotent_and_new_bytes_replace(
+    rapi: Api, database_url: str, storage: tuple[str, Look]
+) -> None:
+    tenant = new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, tenant, "r4")
+    first, second = wav(0.5, 440), wav(0.5, 660)
+    one = upload(rapi, tenant, "/r4.wav", first, call_id=call_id).json()
+    again = upload(rapi, tenant, "/r4.wav", first, call_id=call_id).json()
+    assert again["id"] == one["id"]
+    mine = [k for k in storage[1]() if k.startswith(f"{tenant.id}/")]
+    assert mine == [f"{tenant.id}/{one['id']}"]  # the same bytes are kept once
+    replaced = upload(rapi, tenant, "/r4.wav", second, call_id=call_id).json()
+    assert replaced["sha256"] == hashlib.sha256(second).hexdigest()
+    listed = rapi.ok("ListCallRecordings", {"call_id": call_id}, tenant.read)["recordings"]
+    assert [r["sha256"] for r in listed] == [replaced["sha256"]]
+    with httpx.Client() as player:
+        assert player.get(listed[0]["url"]).content == second
+    mine = [k for k in storage[1]() if k.startswith(f"{tenant.id}/")]
+    assert mine == [f"{tenant.id}/{replaced['id']}"]  # the earlier file is gone from the store
