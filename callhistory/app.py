@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -17,7 +19,7 @@ from starlette.routing import Route
 
 from callhistory.calllogs.handlers import methods as calllog_methods
 from callhistory.db import partitions
-from callhistory.db.engine import open_database, transaction
+from callhistory.db.engine import Database, open_database, transaction
 from callhistory.db.nodes import NodeLease
 from callhistory.directory import service as directory
 from callhistory.directory.handlers import methods as directory_methods
@@ -40,13 +42,16 @@ from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
 from callhistory.kit.config import Settings
 from callhistory.kit.ratelimit import FailureThrottle, RateLimiter
-from callhistory.recordings.handlers import methods as recording_methods
+from callhistory.recordings import service as recordings
+from callhistory.recordings.storage import Storage
 from callhistory.rollups import service as rollups
 from callhistory.web import views as web
 from callhistory.webhooks import service as webhooks
 from callhistory.webhooks.delivery import Deliverer
 from callhistory.webhooks.guard import allow_list
 from callhistory.webhooks.handlers import methods as webhook_methods
+
+logger = logging.getLogger("callhistory")
 
 METHODS = [
     *calllog_methods.methods,
@@ -55,7 +60,6 @@ METHODS = [
     *erasure_methods.methods,
     *keys_methods.methods,
     *webhook_methods.methods,
-    *recording_methods.methods,
 ]
 
 
@@ -78,6 +82,19 @@ def _steady_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*previous)
         gc.unfreeze()
+
+
+async def _purge_recordings(
+    db: Database, storage: Storage | None, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Delete the bytes of erased calls' recordings every few seconds."""
+    while not stop.is_set():
+        try:
+            await recordings.purge(db, storage)
+        except Exception:  # the store or the database away for a moment: next time
+            logger.exception("recordings: purging erased calls' recordings failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.recording_purge_seconds)
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
@@ -130,6 +147,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             settings=settings,
         )
         stop = asyncio.Event()
+        purging = asyncio.create_task(
+            _purge_recordings(db, app.state.recordings.store, settings, stop)
+        )
         delivering = (
             asyncio.create_task(Deliverer(db, settings, sealer).run(stop))
             if settings.deliver
@@ -141,6 +161,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
                     yield
         finally:
             stop.set()
+            await purging
             if delivering is not None:
                 await delivering
         await db.dispose()

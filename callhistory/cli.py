@@ -45,6 +45,7 @@ from callhistory.kit.ids import parse_id
 from callhistory.kit.sealing import parse_keys
 from callhistory.kit.times import valid_zone, zone
 from callhistory.principal import Scope
+from callhistory.recordings.storage import Storage, store_url
 from callhistory.retention import service as retention
 from callhistory.rollups import service as rollups
 from callhistory.webhooks import schemas as webhook_schemas
@@ -495,7 +496,13 @@ def retention_apply(
     """Remove every tenant's calls that started longer ago than --older-than."""
     days = _days(older_than)
     try:
-        removed = _run(database, lambda db: retention.apply_retention(db, older_than_days=days))
+        url = store_url(_settings(database))
+        removed = _run(
+            database,
+            lambda db: retention.apply_retention(
+                db, older_than_days=days, storage=Storage(url) if url else None
+            ),
+        )
     except RetentionBlocked as error:
         _fail("unavailable", str(error), 1)
     if as_json:

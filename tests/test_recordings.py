@@ -4,9 +4,11 @@ refused when a link is altered, expired or another tenant's."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import math
+import os
 import struct
 import time
 import wave
@@ -18,7 +20,7 @@ import httpx
 import pytest
 
 from callhistory.kit.config import Settings
-from tests.harness import Api, ServerThread, Tenant, new_tenant
+from tests.harness import Api, ServerThread, Tenant, cli_json, eventually, new_tenant
 from tests.s3server import S3Server, use_credentials
 from tests.test_ingest import call
 
@@ -78,6 +80,7 @@ def rec_server(database_url: str, storage: tuple[str, Look]) -> Iterator[ServerT
         auth_failures_per_minute=0,
         recordings_url=storage[0],
         recording_max_mb=1,
+        recording_purge_seconds=1,
     )
     with ServerThread(settings) as running:
         yield running
@@ -286,3 +289,86 @@ def test_uploading_again_is_idempotent_and_new_bytes_replace(
         assert player.get(listed[0]["url"]).content == second
     mine = [k for k in storage[1]() if k.startswith(f"{tenant.id}/")]
     assert mine == [f"{tenant.id}/{replaced['id']}"]  # the earlier file is gone from the store
+
+
+def test_call_logs_show_links_to_uploaded_recordings_and_keep_the_rest(
+    rapi: Api, database_url: str
+) -> None:
+    tenant = new_tenant(database_url)
+    named = [PBX_PATH.format("r5-a"), PBX_PATH.format("r5-b")]
+    got = rapi.ingest(
+        tenant.ingest, [call("r5", recording_urls=named), call("r5-none", recording_urls=named)]
+    )
+    call_id, other_id = str(got[0]["id"]), str(got[1]["id"])
+    audio = wav(0.5)
+    made = upload(rapi, tenant, named[0], audio, call_id=call_id).json()
+
+    def shown(one: str) -> dict[str, Any]:
+        page = rapi.ok("ListCallLogs", {"paging": {"limit": 100}}, tenant.read)["call_logs"]
+        return next(c for c in page if c["id"] == one)
+
+    listed = shown(call_id)
+    (link,) = listed["recording_urls"]
+    assert link.startswith(rapi.http.base_url.scheme + "://") and f"/{made['id']}/" in link
+    assert listed["recording_sources"] == [named[1]]  # named by the PBX, never uploaded
+    with httpx.Client() as player:
+        assert player.get(link).content == audio
+    # A call with nothing uploaded is shown as the PBX wrote it.
+    untouched = shown(other_id)
+    assert untouched["recording_urls"] == named and "recording_sources" not in untouched
+    single = rapi.ok("GetCallLog", {"id": call_id}, tenant.read)
+    assert len(single["recording_urls"]) == 1 and single["recording_sources"] == [named[1]]
+    changes = rapi.ok("ListCallLogChanges", {"limit": 100}, tenant.read)["changes"]
+    fed = next(c["call_log"] for c in changes if c["call_log"]["id"] == call_id)
+    assert len(fed["recording_urls"]) == 1 and fed["recording_sources"] == [named[1]]
+
+
+def test_erasing_a_call_deletes_its_recording_from_the_store(
+    rapi: Api, database_url: str, storage: tuple[str, Look]
+) -> None:
+    tenant = new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, tenant, "r6")
+    made = upload(rapi, tenant, "/r6.wav", wav(0.5), call_id=call_id).json()
+    stored = f"{tenant.id}/{made['id']}"
+    assert stored in storage[1]()
+    rapi.ok("DeleteCallLogs", {"ids": [call_id]}, tenant.admin)
+    with httpx.Client() as player:
+        assert player.get(made["url"]).status_code == 404  # at once, before the bytes go
+    eventually(lambda: stored not in storage[1]() or None, within=15)
+
+
+def test_retention_deletes_recordings(fresh_database_url: str, storage: tuple[str, Look]) -> None:
+    url, look = storage
+    settings = Settings(database_url=fresh_database_url, access_log=False, recordings_url=url)
+    now = dt.datetime.now(dt.UTC)
+    with ServerThread(settings) as server:
+        api = Api(server.base_url)
+        tenant = new_tenant(fresh_database_url)
+        got = api.ingest(
+            tenant.ingest,
+            [
+                call("old", started_at=(now - dt.timedelta(days=500)).isoformat(),
+                     ended_at=(now - dt.timedelta(days=500)).isoformat()),
+                call("new", started_at=(now - dt.timedelta(days=5)).isoformat(),
+                     ended_at=(now - dt.timedelta(days=5)).isoformat()),
+            ],
+        )  # fmt: skip
+        kept = {}
+        for item in got:
+            made = upload(
+                api, tenant, f"/{item['source_id']}.wav", wav(0.2), call_id=str(item["id"])
+            )
+            assert made.status_code == 200, made.text
+            kept[item["source_id"]] = f"{tenant.id}/{made.json()['id']}"
+        api.close()
+    assert {kept["old"], kept["new"]} <= set(look())
+    os.environ["CALLHISTORY_RECORDINGS_URL"] = url
+    try:
+        result = cli_json(
+            "retention", "apply", "--older-than", "400d", "--database", fresh_database_url
+        )
+    finally:
+        del os.environ["CALLHISTORY_RECORDINGS_URL"]
+    assert result == {"removed": 1}
+    left = set(look())
+    assert kept["old"] not in left and kept["new"] in left  # the bytes are gone, not only the row

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import msgspec
+
 from callhistory.calllogs import service
 from callhistory.calllogs.schemas import (
     CallLog,
@@ -17,23 +21,68 @@ from callhistory.calllogs.schemas import (
 )
 from callhistory.kit.times import now_micros
 from callhistory.principal import Scope
+from callhistory.recordings import links
+from callhistory.recordings import service as recordings
+from callhistory.recordings.schemas import CallRecordingsRequest, RecordingList
 from callhistory.rpc import Context, MethodSet
 
 methods = MethodSet(service="Etelecom", prefixes=("shop", "partner"))
 
 
+def _linker(ctx: Context) -> recordings.Linker:
+    return recordings.Linker(
+        key=links.link_key(ctx.cursor_secret),
+        base_url=ctx.base_url,
+        seconds=ctx.settings.recording_link_seconds,
+    )
+
+
+async def _shown(ctx: Context, docs: list[CallLog]) -> list[CallLog]:
+    """The stored documents (``msgspec.Raw``) with their recordings as links."""
+    raw = [bytes(cast(msgspec.Raw, doc)) for doc in docs]
+    shown = await recordings.present(
+        ctx.read, tenant_id=ctx.principal.tenant_id, docs=raw, linker=_linker(ctx)
+    )
+    return [cast(CallLog, msgspec.Raw(doc)) for doc in shown]
+
+
 @methods.rpc(scope=Scope.READ)
 async def ListCallLogs(ctx: Context, request: ListCallLogsRequest) -> ListCallLogsResponse:
     """The tenant's call history, newest first by default, filtered and keyset-paged."""
-    return await service.list_call_logs(
+    page = await service.list_call_logs(
         ctx.read, principal=ctx.principal, request=request, secret=ctx.cursor_secret
     )
+    page.call_logs = await _shown(ctx, page.call_logs)
+    return page
 
 
 @methods.rpc(scope=Scope.READ)
 async def GetCallLog(ctx: Context, request: GetCallLogRequest) -> CallLog:
     """One call log, by exactly one of id, source_id, external_id, external_session_id."""
-    return await service.get_call_log(ctx.read, principal=ctx.principal, request=request)
+    found = await service.get_call_log(ctx.read, principal=ctx.principal, request=request)
+    return (await _shown(ctx, [found]))[0]
+
+
+@methods.rpc(scope=Scope.READ)
+async def ListCallRecordings(ctx: Context, request: CallRecordingsRequest) -> RecordingList:
+    """A call's uploaded recordings, each with a signed link that plays it for a while."""
+    call = await service.recording_call(
+        ctx.read, principal=ctx.principal, call_id=str(request.call_id), source_id=""
+    )
+    rows = await recordings.of_call(ctx.read, principal=ctx.principal, call_id=str(call.id))
+    linker = _linker(ctx)
+    return RecordingList(
+        recordings=[
+            recordings.read(
+                row,
+                tenant_id=ctx.principal.tenant_id,
+                key=linker.key,
+                base_url=linker.base_url,
+                seconds=linker.seconds,
+            )
+            for row in rows
+        ]
+    )
 
 
 @methods.rpc(scope=Scope.READ)
@@ -42,9 +91,14 @@ async def ListCallLogChanges(
 ) -> ListCallLogChangesResponse:
     """What changed since a token, in commit order: each call once as it is now, erasures,
     and retention's purges. Poll with ``next`` forever; tokens never expire."""
-    return await service.list_changes(
+    feed = await service.list_changes(
         ctx.read, principal=ctx.principal, request=request, secret=ctx.cursor_secret
     )
+    upserts = [change for change in feed.changes if change.call_log is not None]
+    shown = await _shown(ctx, [cast(CallLog, change.call_log) for change in upserts])
+    for change, doc in zip(upserts, shown, strict=True):
+        change.call_log = doc
+    return feed
 
 
 @methods.rpc(scope=Scope.READ)

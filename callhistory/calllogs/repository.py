@@ -530,14 +530,14 @@ async def calls_between(
 
 async def call_recordings(
     conn: AsyncConnection, *, tenant_id: int, call_id: int | None, source_id: str | None
-) -> tuple[int, str] | None:
-    """A call of the tenant by its id or its PBX call id: (id, its ``recording_urls`` JSON)."""
+) -> tuple[int, int, str] | None:
+    """A call of the tenant by its id or its PBX call id: (id, started_at, its
+    ``recording_urls`` JSON)."""
     where = [call_logs.c.tenant_id == tenant_id]
     if call_id is not None:
         where.append(call_logs.c.id == call_id)
     if source_id is not None:
         where.append(call_logs.c.source_id == source_id)
-    row = (
-        await conn.execute(sa.select(call_logs.c.id, call_logs.c.recording_urls).where(*where))
-    ).first()
-    return None if row is None else (int(row.id), str(row.recording_urls))
+    select = sa.select(call_logs.c.id, call_logs.c.started_at, call_logs.c.recording_urls)
+    row = (await conn.execute(select.where(*where))).first()
+    return None if row is None else (int(row.id), int(row.started_at), str(row.recording_urls))

@@ -67,7 +67,7 @@ class CallTarget(msgspec.Struct, kw_only=True):
     trunk_name: Text = ""
 
 
-class CallLog(msgspec.Struct, kw_only=True):
+class CallLog(msgspec.Struct, kw_only=True, omit_defaults=True):
     call_state: CallState
     call_status: CallStatus
     # The server fills these two with msgspec.Raw (their stored JSON, passed through unparsed);
@@ -87,6 +87,8 @@ class CallLog(msgspec.Struct, kw_only=True):
     id: str
     note: str
     recording_urls: list[str]
+    # The PBX's names of recordings not uploaded, shown (only) beside links to uploaded ones.
+    recording_sources: list[str] = []
     started_at: Time
     updated_at: Time
     user_id: str

@@ -41,6 +41,7 @@ from callhistory.kit.paging import (
 )
 from callhistory.kit.times import format_micros, zone
 from callhistory.principal import Principal
+from callhistory.recordings import service as recordings
 from callhistory.rollups import service as rollups
 
 _encoder = msgspec.json.Encoder()
@@ -393,14 +394,23 @@ def _missed_call(run: missed.Unreturned) -> MissedCall:
     )
 
 
-async def recordings_named(
-    conn: AsyncConnection, *, principal: Principal, call_id: int | None, source_id: str | None
-) -> tuple[int, list[str]] | None:
-    """A call of the caller's tenant, by id or PBX call id, with the recordings its CDR named
-    (for matching uploads); None when there is no such call."""
+async def recording_call(
+    conn: AsyncConnection, *, principal: Principal, call_id: str, source_id: str
+) -> recordings.Call:
+    """The call a recording is uploaded for: by ``call_id`` or the PBX's ``source_id`` (one),
+    of the caller's tenant."""
+    if bool(call_id) == bool(source_id):
+        raise InvalidArgument("call_id", "give the call's call_id or its PBX source_id (one)")
     found = await repository.call_recordings(
-        conn, tenant_id=principal.tenant_id, call_id=call_id, source_id=source_id
+        conn,
+        tenant_id=principal.tenant_id,
+        call_id=ids.parse_id(call_id, "call_id") if call_id else None,
+        source_id=source_id or None,
     )
     if found is None:
-        return None
-    return found[0], msgspec.json.decode(found[1], type=list[str])
+        field = "call_id" if call_id else "source_id"
+        raise NotFound(f"{field}: no call {call_id or source_id} in this tenant", field=field)
+    number, started_at, named = found
+    return recordings.Call(
+        id=number, started_at=started_at, named=msgspec.json.decode(named, type=list[str])
+    )

@@ -477,6 +477,8 @@ webhook_attempts = sa.Table(
 
 # Recordings (recordings/): audio uploaded for a call, the bytes in the recordings store under
 # ``key``; ``source`` is the name or path the uploader gave (the PBX's), ``name`` its file name.
+# ``gone_at``: its call was erased or expired; the bytes are deleted, then the row.
+_GONE = sa.text("gone_at IS NOT NULL")
 recordings = sa.Table(
     "recordings",
     metadata,
@@ -490,6 +492,11 @@ recordings = sa.Table(
     sa.Column("content_type", sa.String(100), nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("created_at", Micros, nullable=False),
+    sa.Column("started_at", Micros, nullable=False),  # the call's
+    sa.Column("gone_at", Micros, nullable=True),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("ix_recordings_call", "tenant_id", "call_id", "name", unique=True),
+    sa.Index(
+        "ix_recordings_gone", "tenant_id", "gone_at", sqlite_where=_GONE, postgresql_where=_GONE
+    ),
 )

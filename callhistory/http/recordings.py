@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from callhistory.calllogs import service as calllogs
 from callhistory.db.engine import Database
 from callhistory.db.work import unit_of_work
 from callhistory.http.dispatch import (
@@ -49,6 +50,10 @@ class Recordings:
     async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller:
         return await keys.authenticate(conn, key=bearer(request), needed=Scope.INGEST)
 
+    @property
+    def store(self) -> Storage | None:
+        return self._storage
+
     def storage(self) -> Storage:
         if self._storage is None:
             raise Unavailable(
@@ -79,14 +84,17 @@ class Recordings:
         query = request.query_params
         async with self._admission.slot(who):
             async with unit_of_work(self._db, write=False) as work:
-                target = await service.target(
+                call = await calllogs.recording_call(
                     work.read,
                     principal=caller,
-                    source=request.path_params["source"],
                     call_id=query.get("call_id", ""),
                     source_id=query.get("source_id", ""),
-                    content_type=request.headers.get("content-type", ""),
                 )
+            target = service.target(
+                call=call,
+                source=request.path_params["source"],
+                content_type=request.headers.get("content-type", ""),
+            )
             recording_id = ids.new_id()
             stored = await service.store(
                 storage,

@@ -36,6 +36,7 @@ from callhistory.kit.times import (
     request_time,
 )
 from callhistory.principal import Principal
+from callhistory.recordings import service as recordings
 from callhistory.rollups import service as rollups
 from callhistory.webhooks import service as webhooks
 from callhistory.webhooks.service import Change
@@ -558,6 +559,7 @@ async def erase_call_logs(
     )
     call_ids = [call["id"] for call in calls]
     await webhooks.forget_calls(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
+    await recordings.forget_calls(conn, tenant_id=principal.tenant_id, call_ids=call_ids)
     await webhooks.record(
         conn,
         tenant_id=principal.tenant_id,

@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     recordings_url: str = ""
     recording_link_seconds: int = 3600  # how long a signed recording link works
     recording_max_mb: int = 200  # largest upload
+    recording_purge_seconds: int = 10  # how often erased calls' recordings are deleted
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

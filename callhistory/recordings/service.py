@@ -6,16 +6,16 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.calllogs import service as calllogs
+from callhistory.db.engine import Database, transaction
 from callhistory.kit import ids
-from callhistory.kit.errors import BodyTooLarge, InvalidArgument, NotFound
+from callhistory.kit.errors import BodyTooLarge, InvalidArgument
 from callhistory.kit.times import format_micros, now_micros
 from callhistory.principal import Principal
 from callhistory.recordings import links, repository
@@ -36,10 +36,14 @@ AUDIO_TYPES = {
 }
 
 
+_encoder = msgspec.json.Encoder()
+
+
 class Target(msgspec.Struct, frozen=True, kw_only=True):
     """What an upload is: for which call, under which name, of which type."""
 
     call_id: int
+    started_at: int
     name: str
     source: str
     content_type: str
@@ -49,17 +53,17 @@ def file_name(source: str) -> str:
     return PurePosixPath(source.replace("\\", "/")).name
 
 
-async def target(
-    conn: AsyncConnection,
-    *,
-    principal: Principal,
-    source: str,
-    call_id: str,
-    source_id: str,
-    content_type: str,
-) -> Target:
-    """The call an upload is for (by ``call_id``, or the PBX's ``source_id``) and its checked
-    name: when the call's CDR named recordings, the file must be one of them."""
+class Call(msgspec.Struct, frozen=True, kw_only=True):
+    """The call an upload is for, as the call logs know it."""
+
+    id: int
+    started_at: int
+    named: list[str]  # the recordings its CDR named (``recording_urls``)
+
+
+def target(*, call: Call, source: str, content_type: str) -> Target:
+    """What an upload is, its name checked: when the call's CDR named recordings, the file
+    must be one of them (by file name)."""
     name = file_name(source)
     if not name or len(name) > 255 or not name.isprintable():
         raise InvalidArgument("name", "must end in a file name (at most 255 characters)")
@@ -69,23 +73,14 @@ async def target(
             known = ", ".join(AUDIO_TYPES)
             raise InvalidArgument("name", f"must be an audio file ({known}) or sent as audio/*")
         kind = content_type.split(";", 1)[0].strip()
-    if bool(call_id) == bool(source_id):
-        raise InvalidArgument("call_id", "give the call's call_id or its PBX source_id (one)")
-    found = await calllogs.recordings_named(
-        conn,
-        principal=principal,
-        call_id=ids.parse_id(call_id, "call_id") if call_id else None,
-        source_id=source_id or None,
-    )
-    if found is None:
-        field = "call_id" if call_id else "source_id"
-        raise NotFound(f"{field}: no call {call_id or source_id} in this tenant", field=field)
-    named = [file_name(url) for url in found[1]]
+    named = [file_name(url) for url in call.named]
     if named and name not in named:
         raise InvalidArgument(
             "name", f"the call names its recordings {', '.join(named)}; not {name}"
         )
-    return Target(call_id=found[0], name=name, source=source, content_type=kind)
+    return Target(
+        call_id=call.id, started_at=call.started_at, name=name, source=source, content_type=kind
+    )
 
 
 class Stored(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,6 +157,8 @@ async def record(
         "content_type": target.content_type,
         "sha256": stored.sha256,
         "created_at": now_micros(),
+        "started_at": target.started_at,
+        "gone_at": None,
     }
     if earlier is None:
         await repository.insert(conn, tenant_id=tenant_id, values=values)
@@ -170,6 +167,7 @@ async def record(
         await repository.replace(conn, tenant_id=tenant_id, recording_id=earlier.id, values=values)
         unused = [earlier.key]
     row = await repository.get(conn, tenant_id=tenant_id, recording_id=recording_id)
+    _none_until.pop(tenant_id, None)
     return row, unused
 
 
@@ -191,17 +189,110 @@ def read(row: Any, *, tenant_id: int, key: bytes, base_url: str, seconds: int) -
 
 
 async def of_call(conn: AsyncConnection, *, principal: Principal, call_id: str) -> list[Any]:
+    """The call's recordings (none for a call of another tenant, or none at all)."""
     number = ids.parse_id(call_id, "call_id")
     if number is None:
         raise InvalidArgument("call_id", "is required")
-    if (
-        await calllogs.recordings_named(conn, principal=principal, call_id=number, source_id=None)
-        is None
-    ):
-        raise NotFound(f"call_id: no call {number} in this tenant", field="call_id")
     return await repository.of_call(conn, tenant_id=principal.tenant_id, call_id=number)
 
 
 async def linked(conn: AsyncConnection, *, tenant_id: int, recording_id: int) -> Any:
     """The recording a valid link names (None: gone since)."""
     return await repository.get(conn, tenant_id=tenant_id, recording_id=recording_id)
+
+
+class Linker(NamedTuple):
+    """What a signed link needs: the links' key, where this service is, how long it lasts."""
+
+    key: bytes
+    base_url: str
+    seconds: int
+
+
+class _Brief(msgspec.Struct):
+    id: str
+    recording_urls: list[str]
+
+
+_brief = msgspec.json.Decoder(_Brief)
+_none_until: dict[int, float] = {}  # tenant → until when it is known to have no recordings
+_NONE_FOR_S = 5.0  # how long another process's first upload may go unseen in call logs
+_NO_RECORDINGS = b'"recording_urls":[]'
+
+
+async def present(
+    conn: AsyncConnection, *, tenant_id: int, docs: Sequence[bytes], linker: Linker
+) -> list[bytes]:
+    """Call-log documents as the API shows them: a call with uploaded recordings lists links
+    to them in ``recording_urls`` and the PBX's names of the others in ``recording_sources``;
+    any other call as stored. A tenant with no recordings costs a look every few seconds."""
+    out = list(docs)
+    wanted = [i for i, doc in enumerate(out) if _NO_RECORDINGS not in doc]
+    if not wanted or time.monotonic() < _none_until.get(tenant_id, 0.0):
+        return out
+    briefs = {i: _brief.decode(out[i]) for i in wanted}
+    rows = await repository.of_calls(
+        conn, tenant_id=tenant_id, call_ids=[int(b.id) for b in briefs.values()]
+    )
+    if not rows:
+        if not await repository.any_kept(conn, tenant_id=tenant_id):
+            _none_until[tenant_id] = time.monotonic() + _NONE_FOR_S
+        return out
+    kept: dict[int, list[Any]] = {}
+    for row in rows:
+        kept.setdefault(int(row.call_id), []).append(row)
+    expires = math.ceil(time.time()) + linker.seconds
+    for i, brief in briefs.items():
+        mine = kept.get(int(brief.id))
+        if not mine:
+            continue
+        names = {row.name for row in mine}
+        urls = [
+            linker.base_url
+            + links.path(
+                linker.key,
+                tenant_id=tenant_id,
+                recording_id=row.id,
+                name=row.name,
+                expires=expires,
+            )
+            for row in mine
+        ]
+        sources = [url for url in brief.recording_urls if file_name(url) not in names]
+        doc: dict[str, Any] = msgspec.json.decode(out[i])
+        shown: dict[str, Any] = {}
+        for name, value in doc.items():
+            if name == "recording_urls":
+                shown[name] = urls
+                shown["recording_sources"] = sources
+            elif name != "recording_sources":
+                shown[name] = value
+        out[i] = _encoder.encode(shown)
+    return out
+
+
+async def forget_calls(conn: AsyncConnection, *, tenant_id: int, call_ids: Sequence[int]) -> None:
+    """Erased calls: their recordings are gone (the bytes are deleted by ``purge``)."""
+    await repository.mark_gone(conn, tenant_id=tenant_id, call_ids=call_ids, now=now_micros())
+
+
+async def forget_before(conn: AsyncConnection, *, cutoff: int) -> None:
+    """Retention: recordings of calls that started before ``cutoff`` are gone."""
+    await repository.mark_gone_before(conn, cutoff=cutoff, now=now_micros())
+
+
+async def purge(db: Database, storage: Storage | None) -> int:
+    """Delete the bytes of gone recordings, then their rows; how many. Bytes first: a crash
+    in between leaves a row to purge again, never a file no row knows of."""
+    count = 0
+    while True:
+        async with transaction(db, write=False) as conn:
+            gone = await repository.gone(conn, limit=500)
+        if not gone:
+            return count
+        if storage is not None:
+            for row in gone:
+                await storage.delete(row.key)
+        async with transaction(db, write=True) as conn:
+            await repository.remove(conn, keys=[(row.tenant_id, row.id) for row in gone])
+        count += len(gone)

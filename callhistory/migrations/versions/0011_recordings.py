@@ -13,6 +13,7 @@ revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
+_GONE = sa.text("gone_at IS NOT NULL")
 
 
 def upgrade() -> None:
@@ -28,13 +29,23 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(100), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("started_at", sa.BigInteger, nullable=False),
+        sa.Column("gone_at", sa.BigInteger, nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_recordings"),
     )
     op.create_index(
         "ix_recordings_call", "recordings", ["tenant_id", "call_id", "name"], unique=True
     )
+    op.create_index(
+        "ix_recordings_gone",
+        "recordings",
+        ["tenant_id", "gone_at"],
+        sqlite_where=_GONE,
+        postgresql_where=_GONE,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_recordings_gone", table_name="recordings")
     op.drop_index("ix_recordings_call", table_name="recordings")
     op.drop_table("recordings")
