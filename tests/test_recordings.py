@@ -4,6 +4,7 @@ refused when a link is altered, expired or another tenant's."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from callhistory.client import AsyncClient, Client, InvalidArgumentError
 from callhistory.kit.config import Settings
 from tests.harness import Api, ServerThread, Tenant, cli_json, eventually, new_tenant
 from tests.s3server import S3Server, use_credentials
@@ -372,3 +374,34 @@ def test_retention_deletes_recordings(fresh_database_url: str, storage: tuple[st
     assert result == {"removed": 1}
     left = set(look())
     assert kept["old"] not in left and kept["new"] in left  # the bytes are gone, not only the row
+
+
+def test_the_python_client_uploads_lists_and_downloads(
+    rapi: Api, database_url: str, rec_server: ServerThread, tmp_path: Path
+) -> None:
+    tenant = new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, tenant, "r7")
+    audio = wav(1.5)
+    source = tmp_path / "r7.wav"
+    source.write_bytes(audio)
+    with Client(rec_server.base_url, tenant.ingest) as uploader:
+        made = uploader.upload_recording(source, source_id="r7", name=PBX_PATH.format("r7"))
+        assert made.size == len(audio) and made.call_id == call_id
+        with pytest.raises(InvalidArgumentError) as refused:
+            uploader.upload_recording(source, call_id=call_id, name="/elsewhere/other.wav")
+        assert refused.value.meta["field"] == "name"
+    with Client(rec_server.base_url, tenant.read) as reader:
+        (listed,) = reader.call_recordings(call_id)
+        assert listed.id == made.id
+        saved = tmp_path / "saved.wav"
+        assert reader.download_recording(listed, saved) == len(audio)
+        assert saved.read_bytes() == audio
+
+    async def in_async() -> bytes:
+        async with AsyncClient(rec_server.base_url, tenant.read) as reader:
+            (again,) = await reader.call_recordings(call_id)
+            path = tmp_path / "async.wav"
+            await reader.download_recording(again.url, path)
+            return path.read_bytes()
+
+    assert asyncio.run(in_async()) == audio

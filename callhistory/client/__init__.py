@@ -12,11 +12,13 @@ Needs only httpx and msgspec (``pip install callhistory``; the server is ``callh
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -46,6 +48,7 @@ from callhistory.ingest.schemas import (
     IngestCallLogsResponse,
 )
 from callhistory.kit.schemas import ErrorEnvelope
+from callhistory.recordings.schemas import RecordingList, RecordingRead
 
 __all__ = [
     "AlreadyExistsError",
@@ -182,6 +185,28 @@ def _error(response: httpx.Response) -> CallHistoryError:
         code = _GATEWAY_STATUSES.get(response.status_code, "internal")
         text = f"HTTP {response.status_code}: {response.text[:200]}"
         return _make_error(code, text, {}, response.status_code)
+
+
+_CHUNK = 256 * 1024
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    while chunk := file.read(_CHUNK):
+        yield chunk
+
+
+def _recording_path(name: str) -> str:
+    """``PUT /v1/recordings/{name or path}``, the path's parts quoted."""
+    parts = [quote(part, safe="") for part in name.replace("\\", "/").split("/") if part]
+    return "/v1/recordings/" + "/".join(parts)
 
 
 class _Base:
@@ -394,6 +419,49 @@ class Client(_Base):
                 calls += chunk.count(b"\n")
         return calls - (format == "csv")
 
+    def call_recordings(self, call_id: str) -> list[RecordingRead]:
+        """A call's uploaded recordings, each with a signed ``url`` that plays it for a while."""
+        return self.call("ListCallRecordings", {"call_id": call_id}, RecordingList).recordings
+
+    def upload_recording(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        call_id: str = "",
+        source_id: str = "",
+        name: str = "",
+    ) -> RecordingRead:
+        """Upload an audio file for a call (by ``call_id`` or the PBX's ``source_id``), streamed
+        with its SHA-256; ``name`` is the name or path the CDR gave it (default: the file's
+        name). Sending the same file again changes nothing. An ingest key."""
+        checksum = _sha256(path)
+        query = {"call_id": call_id} if call_id else {"source_id": source_id}
+        with open(path, "rb") as body:
+            response = self._http.put(
+                _recording_path(name or os.fspath(path)),
+                params=query,
+                content=_chunks(body),
+                headers={**self._headers, "X-Checksum-Sha256": checksum},
+            )
+        if response.status_code != 200:
+            raise _error(response)
+        return msgspec.json.decode(response.content, type=RecordingRead)
+
+    def download_recording(
+        self, recording: RecordingRead | str, path: str | os.PathLike[str]
+    ) -> int:
+        """Save a recording (or the signed link to one) into a file, streamed; its size."""
+        url = recording if isinstance(recording, str) else recording.url
+        size = 0
+        with self._http.stream("GET", url) as response, open(path, "wb") as out:
+            if response.status_code != 200:
+                response.read()
+                raise _error(response)
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                size += len(chunk)
+        return size
+
     def _records(self, method: str) -> Iterator[Any]:
         result, field = _LISTS[method]
         paging: dict[str, Any] = {"limit": 1000}
@@ -572,6 +640,54 @@ class AsyncClient(_Base):
             if not page.paging.next:
                 return
             paging = {**paging, "after": page.paging.next}
+
+    async def call_recordings(self, call_id: str) -> list[RecordingRead]:
+        """A call's uploaded recordings (see :meth:`Client.call_recordings`)."""
+        found = await self.call("ListCallRecordings", {"call_id": call_id}, RecordingList)
+        return found.recordings
+
+    async def upload_recording(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        call_id: str = "",
+        source_id: str = "",
+        name: str = "",
+    ) -> RecordingRead:
+        """Upload an audio file for a call (see :meth:`Client.upload_recording`)."""
+        checksum = await asyncio.to_thread(_sha256, path)
+        query = {"call_id": call_id} if call_id else {"source_id": source_id}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as body:  # noqa: ASYNC230 - read a chunk at a time
+                while chunk := await asyncio.to_thread(body.read, _CHUNK):
+                    yield chunk
+
+        response = await self._http.put(
+            _recording_path(name or os.fspath(path)),
+            params=query,
+            content=chunks(),
+            headers={**self._headers, "X-Checksum-Sha256": checksum},
+        )
+        if response.status_code != 200:
+            raise _error(response)
+        return msgspec.json.decode(response.content, type=RecordingRead)
+
+    async def download_recording(
+        self, recording: RecordingRead | str, path: str | os.PathLike[str]
+    ) -> int:
+        """Save a recording into a file (see :meth:`Client.download_recording`)."""
+        url = recording if isinstance(recording, str) else recording.url
+        size = 0
+        async with self._http.stream("GET", url) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _error(response)
+            with open(path, "wb") as out:  # noqa: ASYNC230 - a local file, written chunk by chunk
+                async for chunk in response.aiter_bytes():
+                    out.write(chunk)
+                    size += len(chunk)
+        return size
 
     def hotlines(self) -> AsyncIterator[HotlineRead]:
         return self._records("GetHotlines")

@@ -21,7 +21,7 @@ Object.assign(TEXT.vi, {
   ring: "Đổ chuông", answered: "Trả lời", ended: "Kết thúc", status: "Kết quả", reason: "Lý do",
   trunk: "Trung kế", recording: "Ghi âm", leg_answered: "Trả lời", leg_no_answer: "Không trả lời",
   leg_busy: "Máy bận", leg_cancelled: "Đã huỷ", leg_failed: "Lỗi",
-  noLegs: "Không có máy nào đổ chuông.",
+  noLegs: "Không có máy nào đổ chuông.", notUploaded: "Ghi âm chưa tải lên",
 });
 Object.assign(TEXT.en, {
   title: "Call history",
@@ -38,6 +38,7 @@ Object.assign(TEXT.en, {
   answered: "Answered", ended: "Ended", status: "Outcome", reason: "Reason", trunk: "Trunk",
   recording: "Recording", leg_answered: "Answered", leg_no_answer: "No answer", leg_busy: "Busy",
   leg_cancelled: "Cancelled", leg_failed: "Failed", noLegs: "No phone rang.",
+  notUploaded: "Recordings not uploaded",
 });
 
 const list = { paging: {}, lastPage: null };
@@ -117,6 +118,10 @@ function legsRow(call, id) {
   for (const url of call.recording_urls) {
     const audio = el("audio", null, { controls: "", preload: "none", src: url, "aria-label": `${t("recording")} ${call.id}` });
     cell.append(audio);
+  }
+  // Named by the PBX but never uploaded: shown as written, not played.
+  if (call.recording_sources && call.recording_sources.length) {
+    cell.append(el("p", `${t("notUploaded")}: ${call.recording_sources.join(", ")}`, { class: "sources" }));
   }
   row.append(cell);
   return row;
