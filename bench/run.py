@@ -482,6 +482,10 @@ def bench(data: Dataset) -> dict[str, Any]:
 
         out["webhooks"] = webhooks(data)
         log(f"sqlite webhooks: {out['webhooks']}")
+        from bench.recordings import recordings
+
+        out["recordings"] = recordings()
+        log(f"recordings: {out['recordings']}")
     return out
 
 
@@ -817,6 +821,13 @@ def table(results: list[dict[str, Any]]) -> str:
                     f"| webhook latency, call acknowledged → delivered, posting {rate} calls/s (achieved {hooks[f'steady_rate_{rate}']:.0f}) to 2 workers that also deliver: p50 / p99 | {hooks[f'latency_p50_ms_{rate}']:.0f} / {hooks[f'latency_p99_ms_{rate}']:.0f} ms | |"
                     for rate in (500, 100)
                 ),
+            ]
+        served = r.get("recordings")
+        if served:
+            lines += [
+                f"| a 50 MB recording: upload / download, one client | {served['upload_mb_s']:.0f} / {served['download_mb_s']:.0f} MB/s | |",
+                f"| a 50 MB recording to 20 clients at once: MB/s in all, server RSS idle → peak | {served['concurrent_mb_s']:.0f} MB/s, {served['rss_idle_mb']:.0f} → {served['rss_peak_mb']:.0f} MB | ≤ 200 MB, flat |",
+                f"| a 64 KiB Range in the middle of a 50 MB recording: time to first byte p50 / max | {served['ttfb_p50_ms']:.1f} / {served['ttfb_max_ms']:.1f} ms | |",
             ]
     return "\n".join(lines) + "\n"
 

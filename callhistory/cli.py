@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -45,6 +48,8 @@ from callhistory.kit.ids import parse_id
 from callhistory.kit.sealing import parse_keys
 from callhistory.kit.times import valid_zone, zone
 from callhistory.principal import Scope
+from callhistory.recording_sync import Syncer, SyncReport
+from callhistory.recordings import service as recording_service
 from callhistory.recordings.storage import Storage, store_url
 from callhistory.retention import service as retention
 from callhistory.rollups import service as rollups
@@ -1120,3 +1125,170 @@ def deliver(
 
     sent = _run(database, run)
     console.print(f"{sent} delivery attempts made")
+
+
+recordings_app = typer.Typer(
+    help="Recordings kept for calls (docs/recordings.md).", no_args_is_help=True
+)
+app.add_typer(recordings_app, name="recordings")
+
+
+class SyncSummary(msgspec.Struct):
+    uploaded: int
+    present: int
+    unmatched: int
+
+
+@recordings_app.command("sync")
+def recordings_sync(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, file_okay=False, readable=True, help="Where the PBX writes recordings."
+        ),
+    ],
+    tenant: TenantOption,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Keep looking for new files until stopped.", metavar=""),
+    ] = False,
+    every: Annotated[
+        float, typer.Option("--every", help="Seconds between looks with --watch.", min=0.1)
+    ] = 10.0,
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since",
+            help="Match among calls started since this day (YYYY-MM-DD), whatever the files' "
+            "times (files copied from elsewhere).",
+        ),
+    ] = "",
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Upload the directory's recording files, each matched to its call; files uploaded
+    before are skipped, so it can be run again (or from cron) at any time."""
+    tenant_id = _id_argument(tenant, "--tenant")
+    try:
+        day = dt.date.fromisoformat(since) if since else None
+    except ValueError:
+        raise typer.BadParameter("a day such as 2025-05-01", param_hint="--since") from None
+    start = None
+    if day is not None:
+        start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1e6)
+
+    async def run(db: Store) -> SyncReport:
+        settings = _settings(database)
+        url = store_url(settings)
+        if not url:
+            raise ConfigError(
+                "CALLHISTORY_RECORDINGS_URL: no recordings store is configured for PostgreSQL"
+            )
+        async with transaction(db, write=False) as conn:
+            principal = await keys.tenant_principal(conn, tenant_id=tenant_id)
+        syncer = Syncer(db, Storage(url), principal, settings, directory, since=start)
+        total = SyncReport()
+        stop = asyncio.Event()
+        if watch:
+            loop = asyncio.get_running_loop()
+            for signal_number in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signal_number, stop.set)
+        while True:
+            files = syncer.pending()
+            columns = (TextColumn("recordings"), BarColumn(), DownloadColumn())
+            quiet = as_json or (watch and not files)
+            with Progress(*columns, console=err, disable=quiet) as bar:
+                task = bar.add_task("", total=sum(path.stat().st_size for path in files))
+                report = await syncer.run(files, partial(bar.advance, task))
+            for path, why in report.unmatched:
+                typer.echo(f"{path}: not uploaded: {why}", err=True)
+            total.uploaded += report.uploaded
+            total.present += report.present
+            total.unmatched = report.unmatched
+            if not watch:
+                return total
+            if report.uploaded:
+                console.print(f"uploaded {report.uploaded}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            if stop.is_set():
+                return total
+
+    report = _run(database, run)
+    summary = SyncSummary(
+        uploaded=report.uploaded, present=report.present, unmatched=len(report.unmatched)
+    )
+    if as_json:
+        typer.echo(msgspec.json.encode(summary).decode())
+    else:
+        console.print(
+            f"uploaded {summary.uploaded}, already there {summary.present}, "
+            f"not matched {summary.unmatched}"
+        )
+
+
+class CheckSummary(msgspec.Struct):
+    objects: int
+    rows: int
+    orphans: int
+    missing: int
+    deleted: int
+
+
+@recordings_app.command("check")
+def recordings_check(
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete",
+            help="Delete orphan files (no row knows them) older than --min-age-minutes.",
+            metavar="",
+        ),
+    ] = False,
+    min_age_minutes: Annotated[
+        int,
+        typer.Option(
+            "--min-age-minutes",
+            help="Orphans younger than this may be uploads under way: left alone.",
+            min=0,
+        ),
+    ] = 60,
+    database: Database = DEFAULT_DATABASE_URL,
+    as_json: Json = False,
+) -> None:
+    """Compare the recordings store with the database: files no recording row knows
+    (orphans: an upload cut off) and rows whose file is missing. Exit 1 when any is found."""
+
+    async def run(db: Store) -> tuple[CheckSummary, list[str], list[str]]:
+        settings = _settings(database)
+        url = store_url(settings)
+        if not url:
+            raise ConfigError(
+                "CALLHISTORY_RECORDINGS_URL: no recordings store is configured for PostgreSQL"
+            )
+        found = await recording_service.compare(
+            db, Storage(url), delete=delete, min_age_s=min_age_minutes * 60
+        )
+        summary = CheckSummary(
+            objects=found.objects,
+            rows=found.rows,
+            orphans=len(found.orphans),
+            missing=len(found.missing),
+            deleted=found.deleted,
+        )
+        return summary, found.orphans, found.missing
+
+    summary, orphans, missing = _run(database, run)
+    for key in orphans:
+        typer.echo(f"{key}: a file no recording row knows (orphan)", err=True)
+    for key in missing:
+        typer.echo(f"{key}: a recording whose file is missing from the store", err=True)
+    if as_json:
+        typer.echo(msgspec.json.encode(summary).decode())
+    else:
+        console.print(
+            f"{summary.objects} files, {summary.rows} recordings; {summary.orphans} orphan files"
+            f" ({summary.deleted} deleted), {summary.missing} missing files"
+        )
+    if (orphans and summary.deleted < len(orphans)) or missing:
+        raise typer.Exit(1)

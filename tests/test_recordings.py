@@ -10,18 +10,25 @@ import hashlib
 import io
 import math
 import os
+import signal
 import struct
+import subprocess
+import sys
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
+from typer.testing import CliRunner
 
+from callhistory.cli import app as cli_app
 from callhistory.client import AsyncClient, Client, InvalidArgumentError
 from callhistory.kit.config import Settings
+from callhistory.recordings.storage import Storage
 from tests.harness import Api, ServerThread, Tenant, cli_json, eventually, new_tenant
 from tests.s3server import S3Server, use_credentials
 from tests.test_ingest import call
@@ -405,3 +412,133 @@ def test_the_python_client_uploads_lists_and_downloads(
             return path.read_bytes()
 
     assert asyncio.run(in_async()) == audio
+
+
+def _settled(*paths: Path) -> None:
+    """Files written when the calls ended, as a PBX writes them (and more than 2 s ago: the
+    sync leaves younger files for later)."""
+    past = dt.datetime.fromisoformat(call("x")["ended_at"]).timestamp()
+    for path in paths:
+        os.utime(path, (past, past))
+
+
+def test_sync_uploads_a_pbx_directory_once(
+    rapi: Api, database_url: str, storage: tuple[str, Look], tmp_path: Path
+) -> None:
+    url, look = storage
+    tenant = new_tenant(database_url)
+    got = rapi.ingest(
+        tenant.ingest,
+        [
+            call("s1", recording_urls=[PBX_PATH.format("s1-mix")]),  # named by the CDR
+            call("4f1c7d1e-0a7b-4c1e-9d3e-2f6a1b0c9d8e"),  # named by the call's uuid
+            call("s3", recording_urls=[PBX_PATH.format("s3-never")]),  # never recorded
+        ],
+    )
+    by_source = {item["source_id"]: str(item["id"]) for item in got}
+    day = tmp_path / "2025-05-01"
+    day.mkdir()
+    files = {
+        "s1-mix.wav": wav(0.5, 300),
+        "4f1c7d1e-0a7b-4c1e-9d3e-2f6a1b0c9d8e.wav": wav(0.5, 500),
+        "nobody.wav": wav(0.2),
+    }
+    for name, audio in files.items():
+        (day / name).write_bytes(audio)
+    (day / "notes.txt").write_text("not a recording")
+    _settled(*day.iterdir())
+    command = (
+        "recordings",
+        "sync",
+        str(tmp_path),
+        "--tenant",
+        tenant.id,
+        "--database",
+        database_url,
+    )
+    os.environ["CALLHISTORY_RECORDINGS_URL"] = url
+    try:
+        first = CliRunner().invoke(cli_app, [*command, "--json"])
+        again = cli_json(*command)
+    finally:
+        del os.environ["CALLHISTORY_RECORDINGS_URL"]
+    assert first.exit_code == 0, first.output
+    assert msgspec.json.decode(first.stdout) == {"uploaded": 2, "present": 0, "unmatched": 1}
+    assert "nobody.wav: not uploaded: no call names it" in first.stderr
+    assert again == {"uploaded": 0, "present": 2, "unmatched": 1}  # nothing sent twice
+    assert len([k for k in look() if k.startswith(f"{tenant.id}/")]) == 2
+    for source_id, name in (("s1", "s1-mix.wav"), ("4f1c7d1e-0a7b-4c1e-9d3e-2f6a1b0c9d8e", "")):
+        (kept,) = rapi.ok("ListCallRecordings", {"call_id": by_source[source_id]}, tenant.read)[
+            "recordings"
+        ]
+        with httpx.Client() as player:
+            assert player.get(kept["url"]).content == files[name or f"{source_id}.wav"]
+    # A call whose CDR named no recording shows the uploaded one's link.
+    shown = rapi.ok(
+        "GetCallLog", {"source_id": "4f1c7d1e-0a7b-4c1e-9d3e-2f6a1b0c9d8e"}, tenant.read
+    )
+    assert len(shown["recording_urls"]) == 1 and shown["recording_sources"] == []
+
+
+def test_sync_watch_uploads_files_as_they_come(
+    rapi: Api, database_url: str, storage: tuple[str, Look], tmp_path: Path
+) -> None:
+    tenant = new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, tenant, "w1")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "callhistory", "recordings", "sync", str(tmp_path), "--watch",
+         "--every", "0.2", "--tenant", tenant.id, "--database", database_url],
+        env={**os.environ, "CALLHISTORY_RECORDINGS_URL": storage[0]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        time.sleep(1)
+        (tmp_path / "w1.wav").write_bytes(wav(0.3))
+        listed = eventually(
+            lambda: rapi.ok("ListCallRecordings", {"call_id": call_id}, tenant.read)["recordings"],
+            within=30,
+            every=0.2,
+        )
+        assert listed[0]["name"] == "w1.wav"
+        watcher.send_signal(signal.SIGTERM)
+        out, err = watcher.communicate(timeout=30)
+        assert watcher.returncode == 0, err
+        assert b"uploaded 1, already there 0, not matched 0" in out
+    finally:
+        watcher.kill()
+
+
+def test_check_reports_orphan_and_missing_files(
+    rapi: Api, database_url: str, storage: tuple[str, Look]
+) -> None:
+    url, look = storage
+    tenant = new_tenant(database_url)
+    kept_call = a_call_with_a_recording(rapi, tenant, "c1")
+    lost_call = a_call_with_a_recording(rapi, tenant, "c2")
+    upload(rapi, tenant, "/c1.wav", wav(0.2), call_id=kept_call)
+    lost = upload(rapi, tenant, "/c2.wav", wav(0.2), call_id=lost_call).json()
+    store = Storage(url)
+
+    async def damage() -> None:
+        async def one() -> AsyncIterator[bytes]:
+            yield b"an upload cut off"
+
+        await store.put(f"{tenant.id}/1", one(), content_type="audio/wav")  # no row knows it
+        await store.delete(f"{tenant.id}/{lost['id']}")  # a row whose file is gone
+
+    asyncio.run(damage())
+    command = ["recordings", "check", "--database", database_url, "--json"]
+    os.environ["CALLHISTORY_RECORDINGS_URL"] = url
+    try:
+        found = CliRunner().invoke(cli_app, command)
+        cleaned = CliRunner().invoke(cli_app, [*command, "--delete", "--min-age-minutes", "0"])
+    finally:
+        del os.environ["CALLHISTORY_RECORDINGS_URL"]
+    assert found.exit_code == 1, found.output
+    summary = msgspec.json.decode(found.stdout)
+    assert summary["orphans"] >= 1 and summary["missing"] >= 1 and summary["deleted"] == 0
+    assert f"{tenant.id}/1: a file no recording row knows" in found.stderr
+    assert f"{tenant.id}/{lost['id']}: a recording whose file is missing" in found.stderr
+    assert f"{tenant.id}/1" not in look()  # --delete removed the orphan
+    assert msgspec.json.decode(cleaned.stdout)["deleted"] >= 1

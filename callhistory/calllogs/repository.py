@@ -541,3 +541,19 @@ async def call_recordings(
     select = sa.select(call_logs.c.id, call_logs.c.started_at, call_logs.c.recording_urls)
     row = (await conn.execute(select.where(*where))).first()
     return None if row is None else (int(row.id), int(row.started_at), str(row.recording_urls))
+
+
+async def calls_naming_recordings(
+    conn: AsyncConnection, *, tenant_id: int, start: int, end: int
+) -> list[tuple[int, int, str]]:
+    """The tenant's calls started in [start, end) whose CDR named recordings: (id,
+    started_at, ``recording_urls`` JSON)."""
+    select = sa.select(call_logs.c.id, call_logs.c.started_at, call_logs.c.recording_urls).where(
+        call_logs.c.tenant_id == tenant_id,
+        call_logs.c.started_at >= start,
+        call_logs.c.started_at < end,
+        call_logs.c.recording_urls != "[]",
+    )
+    return [
+        (int(r.id), int(r.started_at), str(r.recording_urls)) for r in await conn.execute(select)
+    ]

@@ -414,3 +414,20 @@ async def recording_call(
     return recordings.Call(
         id=number, started_at=started_at, named=msgspec.json.decode(named, type=list[str])
     )
+
+
+async def recordings_index(
+    conn: AsyncConnection, *, principal: Principal, start: int, end: int
+) -> dict[str, recordings.Call | None]:
+    """The recordings named by the tenant's calls started in [start, end), by file name: the
+    call naming it (None when several calls name the same file name)."""
+    found: dict[str, recordings.Call | None] = {}
+    rows = await repository.calls_naming_recordings(
+        conn, tenant_id=principal.tenant_id, start=start, end=end
+    )
+    for number, started_at, named in rows:
+        names = msgspec.json.decode(named, type=list[str])
+        call = recordings.Call(id=number, started_at=started_at, named=names)
+        for name in {recordings.file_name(url) for url in names}:
+            found[name] = None if name in found else call
+    return found

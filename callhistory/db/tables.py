@@ -476,7 +476,8 @@ webhook_attempts = sa.Table(
 
 
 # Recordings (recordings/): audio uploaded for a call, the bytes in the recordings store under
-# ``key``; ``source`` is the name or path the uploader gave (the PBX's), ``name`` its file name.
+# ``key`` of ``store`` (its URL); ``source`` is the name or path the uploader gave (the PBX's),
+# ``name`` its file name.
 # ``gone_at``: its call was erased or expired; the bytes are deleted, then the row.
 _GONE = sa.text("gone_at IS NOT NULL")
 recordings = sa.Table(
@@ -487,6 +488,7 @@ recordings = sa.Table(
     sa.Column("call_id", sa.BigInteger, nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("source", sa.String(2048), nullable=False),
+    sa.Column("store", sa.String(1000), nullable=False),
     sa.Column("key", sa.String(300), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("content_type", sa.String(100), nullable=False),

@@ -185,7 +185,10 @@ class Recordings:
         headers["content-length"] = str(end - start)
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=row.content_type)
-        chunks = self.storage().read(row.key, start, end)
+        storage = self.storage()
+        if row.store != storage.url:
+            raise Unavailable("this recording is kept in another store than this server's")
+        chunks = storage.read(row.key, start, end)
         return StreamingResponse(
             chunks, status_code=status, headers=headers, media_type=row.content_type
         )

@@ -16,6 +16,7 @@ _COLUMNS = (
     recordings.c.call_id,
     recordings.c.name,
     recordings.c.source,
+    recordings.c.store,
     recordings.c.key,
     recordings.c.size,
     recordings.c.content_type,
@@ -117,11 +118,11 @@ async def mark_gone_before(conn: AsyncConnection, *, cutoff: int, now: int) -> N
     )
 
 
-async def gone(conn: AsyncConnection, *, limit: int) -> list[Any]:
-    """Gone recordings of any tenant: (tenant_id, id, key)."""
+async def gone(conn: AsyncConnection, *, store: str, limit: int) -> list[Any]:
+    """Gone recordings of any tenant kept in ``store``: (tenant_id, id, key)."""
     select = (
         sa.select(recordings.c.tenant_id, recordings.c.id, recordings.c.key)
-        .where(recordings.c.gone_at.is_not(None))
+        .where(recordings.c.gone_at.is_not(None), recordings.c.store == store)
         .limit(limit)
     )
     return list(await conn.execute(select, execution_options=ALL_TENANTS))
@@ -132,3 +133,10 @@ async def remove(conn: AsyncConnection, *, keys: list[tuple[int, int]]) -> None:
         recordings.delete().where(sa.tuple_(recordings.c.tenant_id, recordings.c.id).in_(keys)),
         execution_options=ALL_TENANTS,
     )
+
+
+async def keys_in(conn: AsyncConnection, *, store: str) -> list[str]:
+    """The keys of every tenant's recordings kept in ``store`` (gone ones included: their
+    files are still there until purged)."""
+    select = sa.select(recordings.c.key).where(recordings.c.store == store)
+    return [str(key) for key in await conn.scalars(select, execution_options=ALL_TENANTS)]

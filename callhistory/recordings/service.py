@@ -84,6 +84,7 @@ def target(*, call: Call, source: str, content_type: str) -> Target:
 
 
 class Stored(msgspec.Struct, frozen=True, kw_only=True):
+    store: str  # the store's URL
     key: str
     size: int
     sha256: str
@@ -127,7 +128,7 @@ async def store(
     if size == 0:
         await storage.delete(key)
         raise InvalidArgument("body", "is empty: a recording has bytes")
-    return Stored(key=key, size=size, sha256=digest.hexdigest())
+    return Stored(store=storage.url, key=key, size=size, sha256=digest.hexdigest())
 
 
 async def record(
@@ -152,6 +153,7 @@ async def record(
         "call_id": target.call_id,
         "name": target.name,
         "source": target.source,
+        "store": stored.store,
         "key": stored.key,
         "size": stored.size,
         "content_type": target.content_type,
@@ -196,6 +198,11 @@ async def of_call(conn: AsyncConnection, *, principal: Principal, call_id: str) 
     return await repository.of_call(conn, tenant_id=principal.tenant_id, call_id=number)
 
 
+async def kept(conn: AsyncConnection, *, tenant_id: int, call_id: int, name: str) -> Any:
+    """The call's recording of that file name, if one was uploaded."""
+    return await repository.named(conn, tenant_id=tenant_id, call_id=call_id, name=name)
+
+
 async def linked(conn: AsyncConnection, *, tenant_id: int, recording_id: int) -> Any:
     """The recording a valid link names (None: gone since)."""
     return await repository.get(conn, tenant_id=tenant_id, recording_id=recording_id)
@@ -217,7 +224,6 @@ class _Brief(msgspec.Struct):
 _brief = msgspec.json.Decoder(_Brief)
 _none_until: dict[int, float] = {}  # tenant → until when it is known to have no recordings
 _NONE_FOR_S = 5.0  # how long another process's first upload may go unseen in call logs
-_NO_RECORDINGS = b'"recording_urls":[]'
 
 
 async def present(
@@ -225,12 +231,12 @@ async def present(
 ) -> list[bytes]:
     """Call-log documents as the API shows them: a call with uploaded recordings lists links
     to them in ``recording_urls`` and the PBX's names of the others in ``recording_sources``;
-    any other call as stored. A tenant with no recordings costs a look every few seconds."""
+    any other call as stored. One indexed query a page for a tenant that keeps recordings; a
+    tenant with none costs a look every few seconds."""
     out = list(docs)
-    wanted = [i for i, doc in enumerate(out) if _NO_RECORDINGS not in doc]
-    if not wanted or time.monotonic() < _none_until.get(tenant_id, 0.0):
+    if not out or time.monotonic() < _none_until.get(tenant_id, 0.0):
         return out
-    briefs = {i: _brief.decode(out[i]) for i in wanted}
+    briefs = {i: _brief.decode(doc) for i, doc in enumerate(out)}
     rows = await repository.of_calls(
         conn, tenant_id=tenant_id, call_ids=[int(b.id) for b in briefs.values()]
     )
@@ -282,17 +288,47 @@ async def forget_before(conn: AsyncConnection, *, cutoff: int) -> None:
 
 
 async def purge(db: Database, storage: Storage | None) -> int:
-    """Delete the bytes of gone recordings, then their rows; how many. Bytes first: a crash
-    in between leaves a row to purge again, never a file no row knows of."""
+    """Delete the bytes of gone recordings kept in ``storage``, then their rows; how many.
+    Bytes first: a crash in between leaves a row to purge again, never a file no row knows of.
+    Recordings of another store are left to processes configured with it."""
+    if storage is None:
+        return 0
     count = 0
     while True:
         async with transaction(db, write=False) as conn:
-            gone = await repository.gone(conn, limit=500)
+            gone = await repository.gone(conn, store=storage.url, limit=500)
         if not gone:
             return count
-        if storage is not None:
-            for row in gone:
-                await storage.delete(row.key)
+        for row in gone:
+            await storage.delete(row.key)
         async with transaction(db, write=True) as conn:
             await repository.remove(conn, keys=[(row.tenant_id, row.id) for row in gone])
         count += len(gone)
+
+
+class Comparison(msgspec.Struct, kw_only=True):
+    objects: int
+    rows: int
+    orphans: list[str]  # store keys no row knows
+    missing: list[str]  # keys of rows whose file is not in the store
+    deleted: int
+
+
+async def compare(db: Database, storage: Storage, *, delete: bool, min_age_s: float) -> Comparison:
+    """The store's files against the recordings rows kept in it; with ``delete``, orphan
+    files older than ``min_age_s`` are deleted (a younger one may be an upload under way)."""
+    async with transaction(db, write=False) as conn:
+        rows = set(await repository.keys_in(conn, store=storage.url))
+    files = await storage.listing()
+    orphans = sorted(key for key in files if key not in rows)
+    missing = sorted(key for key in rows if key not in files)
+    deleted = 0
+    if delete:
+        cutoff = time.time() - min_age_s
+        for key in orphans:
+            if files[key] < cutoff:
+                await storage.delete(key)
+                deleted += 1
+    return Comparison(
+        objects=len(files), rows=len(rows), orphans=orphans, missing=missing, deleted=deleted
+    )

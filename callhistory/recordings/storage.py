@@ -99,8 +99,10 @@ class Storage:
         with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)
 
-    async def keys(self, prefix: str) -> list[str]:
-        found: list[str] = []
-        async for batch in obstore.list(self._store, prefix=prefix):
-            found += [str(item["path"]) for item in batch]
+    async def listing(self) -> dict[str, float]:
+        """Every file in the store: its key and when it was last written (epoch seconds)."""
+        found: dict[str, float] = {}
+        async for batch in obstore.list(self._store):
+            for item in batch:
+                found[str(item["path"])] = item["last_modified"].timestamp()
         return found

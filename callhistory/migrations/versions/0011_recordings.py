@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("call_id", sa.BigInteger, nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("source", sa.String(2048), nullable=False),
+        sa.Column("store", sa.String(1000), nullable=False),
         sa.Column("key", sa.String(300), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("content_type", sa.String(100), nullable=False),
