@@ -21,6 +21,7 @@ import msgspec
 
 from callhistory.calllogs import service as calllogs
 from callhistory.db.engine import Database, transaction
+from callhistory.ingest import service as ingest
 from callhistory.kit import ids
 from callhistory.kit.config import Settings
 from callhistory.kit.errors import InvalidArgument, NotFound
@@ -145,13 +146,15 @@ class Syncer:
         )
         try:
             async with transaction(self._db, write=True) as conn:
-                _, unused = await recordings.record(
+                row, unused = await recordings.record(
                     conn,
                     principal=self._principal,
                     target=target,
                     recording_id=recording_id,
                     stored=stored,
                 )
+                if row.id == recording_id:  # new bytes: the call changed
+                    await ingest.recording_arrived(conn, principal=self._principal, call_id=call.id)
         except BaseException:
             await self._storage.delete(stored.key)
             raise

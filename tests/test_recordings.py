@@ -542,3 +542,23 @@ def test_check_reports_orphan_and_missing_files(
     assert f"{tenant.id}/{lost['id']}: a recording whose file is missing" in found.stderr
     assert f"{tenant.id}/1" not in look()  # --delete removed the orphan
     assert msgspec.json.decode(cleaned.stdout)["deleted"] >= 1
+
+
+def test_an_upload_is_a_change_those_who_sync_see(rapi: Api, database_url: str) -> None:
+    tenant = new_tenant(database_url)
+    call_id = a_call_with_a_recording(rapi, tenant, "f1")
+    before = rapi.ok("GetCallLog", {"id": call_id}, tenant.read)
+    token = ""
+    while True:  # caught up with the feed
+        page = rapi.ok("ListCallLogChanges", {"since": token, "limit": 1000}, tenant.read)
+        token = page["next"]
+        if not page["changes"]:
+            break
+    upload(rapi, tenant, "/f1.wav", wav(0.2), call_id=call_id)
+    changes = rapi.ok("ListCallLogChanges", {"since": token}, tenant.read)["changes"]
+    (changed,) = [c["call_log"] for c in changes]
+    assert changed["id"] == call_id and changed["updated_at"] > before["updated_at"]
+    assert "/v1/recordings/" in changed["recording_urls"][0]
+    upload(rapi, tenant, "/f1.wav", wav(0.2), call_id=call_id)  # the same file again
+    after = rapi.ok("ListCallLogChanges", {"since": token}, tenant.read)
+    assert len(after["changes"]) == 1  # no new change

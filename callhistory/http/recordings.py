@@ -22,6 +22,7 @@ from callhistory.http.dispatch import (
     envelope_for_unexpected,
     error_response,
 )
+from callhistory.ingest import service as ingest
 from callhistory.keys import service as keys
 from callhistory.kit import ids
 from callhistory.kit.config import Settings
@@ -107,13 +108,16 @@ class Recordings:
             )
             try:
                 async with unit_of_work(self._db, write=True) as work:
+                    conn = await work.write()
                     row, unused = await service.record(
-                        await work.write(),
+                        conn,
                         principal=caller,
                         target=target,
                         recording_id=recording_id,
                         stored=stored,
                     )
+                    if row.id == recording_id:  # new bytes: the call changed
+                        await ingest.recording_arrived(conn, principal=caller, call_id=call.id)
             except BaseException:
                 await storage.delete(stored.key)
                 raise

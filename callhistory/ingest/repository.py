@@ -170,6 +170,14 @@ async def update_many(
     await conn.execute(statement, params)
 
 
+async def source_of(conn: AsyncConnection, *, tenant_id: int, call_id: int) -> str | None:
+    """A stored call's PBX call id."""
+    select = sa.select(call_logs.c.source_id).where(
+        call_logs.c.tenant_id == tenant_id, call_logs.c.id == call_id
+    )
+    return (await conn.execute(select)).scalar()
+
+
 async def lock_for_ingest(conn: AsyncConnection, *, tenant_id: int) -> None:
     """Serialise a tenant's ingest batches so two can't insert the same source id at once."""
     await lock_tenant_writes(conn, tenant_id=tenant_id)

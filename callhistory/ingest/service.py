@@ -569,3 +569,26 @@ async def erase_call_logs(
         ],
     )
     return len(calls)
+
+
+async def recording_arrived(conn: AsyncConnection, *, principal: Principal, call_id: int) -> None:
+    """A recording was uploaded for the call: it changes (a new ``updated_at`` and change
+    number), so the change feed and webhooks tell those who sync that it is there."""
+    tenant_id = principal.tenant_id
+    await repository.lock_for_ingest(conn, tenant_id=tenant_id)
+    source_id = await repository.source_of(conn, tenant_id=tenant_id, call_id=call_id)
+    if source_id is None:
+        return
+    old = (await repository.find_by_source(conn, tenant_id=tenant_id, source_ids=[source_id]))[
+        source_id
+    ]
+    seq = await repository.take_seqs(conn, tenant_id=tenant_id, count=1)
+    row = {k: v for k, v in old.items() if k != "tenant_id"}
+    row |= {"updated_at": now_micros(), "change_seq": seq}
+    row["doc"] = call_log_json(row)
+    await repository.update_many(
+        conn, tenant_id=tenant_id, rows=[{**row, "previous_started_at": old["started_at"]}]
+    )
+    await webhooks.record(
+        conn, tenant_id=tenant_id, changes=[Change("call_log.updated", call_id, seq, row["doc"])]
+    )
