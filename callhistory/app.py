@@ -42,6 +42,7 @@ from callhistory.keys import service as keys
 from callhistory.keys.handlers import methods as keys_methods
 from callhistory.kit.config import Settings
 from callhistory.kit.ratelimit import FailureThrottle, RateLimiter
+from callhistory.recordings import links
 from callhistory.recordings import service as recordings
 from callhistory.recordings.storage import Storage
 from callhistory.rollups import service as rollups
@@ -117,7 +118,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         request_timeout_s=settings.request_timeout_ms / 1000,
     )
     freeswitch = FreeSwitchEntry(max_body_bytes=settings.max_body_bytes)
-    export = ExportEntry(db=db, request_timeout_s=settings.request_timeout_ms / 1000)
+    export = ExportEntry(
+        db=db,
+        request_timeout_s=settings.request_timeout_ms / 1000,
+        link_seconds=settings.recording_link_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,6 +140,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await partitions.create_ahead(conn)
             await directory.reseal_passwords(conn, sealer=sealer)
             await webhooks.reseal_secrets(conn, sealer=sealer)
+        export.link_key = links.link_key(secret)
         app.state.recordings = Recordings(
             db=db, admission=admission, settings=settings, cursor_secret=secret
         )
@@ -151,7 +157,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             _purge_recordings(db, app.state.recordings.store, settings, stop)
         )
         delivering = (
-            asyncio.create_task(Deliverer(db, settings, sealer).run(stop))
+            asyncio.create_task(Deliverer(db, settings, sealer, cursor_secret=secret).run(stop))
             if settings.deliver
             else None
         )

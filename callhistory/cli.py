@@ -804,7 +804,8 @@ def export(
             query = await calllogs.export_query(
                 work.read, principal=principal, filter=options.filter
             )
-        chunks = export_chunks(db, principal=principal, query=query, timeout_s=600)
+        # No address to link to from here: recordings as the PBX wrote them.
+        chunks = export_chunks(db, principal=principal, query=query, timeout_s=600, linker=None)
         written = 0
 
         async def counted() -> AsyncIterator[list[bytes]]:
@@ -1113,7 +1114,8 @@ def deliver(
         settings = _settings(database)  # read (and refused in one line) inside _run
         async with transaction(db, write=False) as conn:
             sealer = await keys.sealer(conn, configured=settings.data_key)
-        deliverer = Deliverer(db, settings, sealer)
+            secret = await keys.cursor_secret(conn)
+        deliverer = Deliverer(db, settings, sealer, cursor_secret=secret)
         if once:
             return await deliverer.drain()
         stop = asyncio.Event()

@@ -30,6 +30,7 @@ from callhistory.client import AsyncClient, Client, InvalidArgumentError
 from callhistory.kit.config import Settings
 from callhistory.recordings.storage import Storage
 from tests.harness import Api, ServerThread, Tenant, cli_json, eventually, new_tenant
+from tests.receiver import Receiver
 from tests.s3server import S3Server, use_credentials
 from tests.test_ingest import call
 
@@ -562,3 +563,71 @@ def test_an_upload_is_a_change_those_who_sync_see(rapi: Api, database_url: str) 
     upload(rapi, tenant, "/f1.wav", wav(0.2), call_id=call_id)  # the same file again
     after = rapi.ok("ListCallLogChanges", {"since": token}, tenant.read)
     assert len(after["changes"]) == 1  # no new change
+
+
+def test_exports_link_uploaded_recordings(rapi: Api, database_url: str) -> None:
+    tenant = new_tenant(database_url)
+    named = [PBX_PATH.format("x1"), PBX_PATH.format("x1-b")]
+    got = rapi.ingest(tenant.ingest, [call("x1", recording_urls=named)])
+    made = upload(rapi, tenant, named[0], wav(0.2), call_id=str(got[0]["id"])).json()
+    headers = {"Authorization": f"Bearer {tenant.read}"}
+    lines = rapi.http.post("/v1/export/call_logs.jsonl", json={}, headers=headers)
+    (exported,) = [msgspec.json.decode(line) for line in lines.content.splitlines()]
+    assert f"/{made['id']}/x1.wav?" in exported["recording_urls"][0]
+    assert exported["recording_sources"] == [named[1]]
+    table = rapi.http.post("/v1/export/call_logs.csv", json={}, headers=headers).text
+    assert f"/{made['id']}/x1.wav?expires=" in table
+    with httpx.Client() as player:
+        assert player.get(exported["recording_urls"][0]).status_code == 200
+
+
+def mp3(seconds: float) -> bytes:
+    """An MPEG-1 Layer III stream (128 kbit/s, 44.1 kHz, mono) of silent frames: each a
+    frame header and zeroed side information, which decoders play as silence."""
+    frame = bytes([0xFF, 0xFB, 0x90, 0xC4]) + bytes(417 - 4)
+    return frame * max(1, round(seconds * 44100 / 1152))
+
+
+def test_an_mp3_is_kept_and_served_as_audio_mpeg(rapi: Api, database_url: str) -> None:
+    tenant = new_tenant(database_url)
+    got = rapi.ingest(
+        tenant.ingest, [call("m1", recording_urls=["/var/spool/asterisk/monitor/m1.mp3"])]
+    )
+    audio = mp3(2)
+    made = upload(rapi, tenant, "/var/spool/asterisk/monitor/m1.mp3", audio, source_id="m1")
+    assert made.status_code == 200, made.text
+    assert made.json()["content_type"] == "audio/mpeg" and made.json()["call_id"] == str(
+        got[0]["id"]
+    )
+    with httpx.Client() as player:
+        served = player.get(made.json()["url"], headers={"Range": "bytes=417-833"})
+    assert served.status_code == 206 and served.headers["content-type"] == "audio/mpeg"
+    assert served.content == audio[417:834]
+
+
+def test_webhook_links(fresh_database_url: str, storage: tuple[str, Look]) -> None:
+    """Webhooks carry links to recordings when the service knows its public address."""
+    settings = Settings(
+        database_url=fresh_database_url,
+        access_log=False,
+        recordings_url=storage[0],
+        webhook_allow="127.0.0.1",
+        webhook_poll_ms=50,
+        public_url="https://calls.example.vn",
+    )
+    with Receiver() as receiver, ServerThread(settings) as server:
+        api = Api(server.base_url)
+        tenant = new_tenant(fresh_database_url)
+        api.ok("CreateWebhookEndpoint", {"url": receiver.url}, tenant.admin)
+        call_id = a_call_with_a_recording(api, tenant, "h1")
+        made = upload(api, tenant, "/h1.wav", wav(0.2), call_id=call_id).json()
+        api.close()
+
+        def updated() -> Any:
+            events = [r.json for r in receiver.events() if r.json["type"] == "call_log.updated"]
+            return events[-1] if events else None
+
+        event = eventually(updated, within=15)
+    (link,) = event["data"]["recording_urls"]
+    assert link.startswith(f"https://calls.example.vn/v1/recordings/{tenant.id}/{made['id']}/")
+    assert event["data"]["recording_sources"] == []

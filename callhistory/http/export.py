@@ -23,16 +23,23 @@ from callhistory.kit.errors import BadRoute, ResourceExhausted
 from callhistory.kit.paging import Key
 from callhistory.kit.times import zone
 from callhistory.principal import Principal, Scope
+from callhistory.recordings import service as recordings
 
 # Concurrent exports per tenant and worker: each holds a core for as long as it streams.
 EXPORTS_PER_TENANT = 2
 
 
 async def export_chunks(
-    db: Database, *, principal: Principal, query: CallLogQuery, timeout_s: float
+    db: Database,
+    *,
+    principal: Principal,
+    query: CallLogQuery,
+    timeout_s: float,
+    linker: recordings.Linker | None,
 ) -> AsyncIterator[list[bytes]]:
-    """The export's stored documents, a chunk at a time, each chunk read in its own unit of
-    work (no read snapshot is held while the client downloads)."""
+    """The export's documents (recordings as links, given a ``linker``), a chunk at a time,
+    each chunk read in its own unit of work (no read snapshot is held while the client
+    downloads)."""
     after: Key | None = None
     while True:
         with deadline.within(timeout_s):
@@ -40,6 +47,10 @@ async def export_chunks(
                 docs, after = await calllogs.export_chunk(
                     work.read, principal=principal, query=query, after=after, limit=formats.CHUNK
                 )
+                if linker is not None:
+                    docs = await recordings.present(
+                        work.read, tenant_id=principal.tenant_id, docs=docs, linker=linker
+                    )
         if docs:
             yield docs
         if after is None:
@@ -53,10 +64,12 @@ class ExportEntry:
     write = False
     body_limit = 16 * 1024
 
-    def __init__(self, *, db: Database, request_timeout_s: float) -> None:
+    def __init__(self, *, db: Database, request_timeout_s: float, link_seconds: int) -> None:
         self._db = db
         self._timeout = request_timeout_s
         self._running: dict[Hashable, int] = {}
+        self._link_seconds = link_seconds
+        self.link_key = b""  # set at start-up, from the database's secret
 
     async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller:
         return await keys.authenticate(conn, key=bearer(request), needed=Scope.READ)
@@ -76,7 +89,14 @@ class ExportEntry:
                 f"more than {EXPORTS_PER_TENANT} exports of this tenant at once", retry_after="5"
             )
         local = zone(caller.timezone) if wanted.times == "local" else None
-        chunks = export_chunks(self._db, principal=caller, query=query, timeout_s=self._timeout)
+        linker = recordings.Linker(
+            key=self.link_key,
+            base_url=str(request.base_url).rstrip("/"),
+            seconds=self._link_seconds,
+        )
+        chunks = export_chunks(
+            self._db, principal=caller, query=query, timeout_s=self._timeout, linker=linker
+        )
         if kind == "csv":
             body_stream = formats.csv_rows(chunks, local, wanted.bom)
         else:

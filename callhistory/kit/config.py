@@ -56,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_endpoint_concurrency: int = 8  # per endpoint, from each delivering process
     webhook_poll_ms: int = 250
     webhook_keep_days: int = 7  # finished deliveries' history
+    # Where clients reach this service (https://calls.example.vn): recording links in webhooks.
+    public_url: str = ""
     # Recordings (recordings/storage.py): file:///dir or s3://bucket/prefix; "" = beside SQLite.
     recordings_url: str = ""
     recording_link_seconds: int = 3600  # how long a signed recording link works

@@ -28,6 +28,8 @@ from callhistory.db.engine import Database, transaction
 from callhistory.kit.config import Settings
 from callhistory.kit.sealing import Sealer
 from callhistory.kit.times import format_micros, now_micros
+from callhistory.recordings import links
+from callhistory.recordings import service as recordings
 from callhistory.webhooks import repository, signing
 from callhistory.webhooks.guard import (
     AllowList,
@@ -244,7 +246,9 @@ class Deliverer:
     It leases ``_DEPTH`` deliveries per sending slot: while some are sent the next are queued
     here, so sending does not wait for the store between attempts."""
 
-    def __init__(self, db: Database, settings: Settings, sealer: Sealer) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, sealer: Sealer, *, cursor_secret: bytes = b""
+    ) -> None:
         self._db = db
         self._policy = Policy.of(settings)
         self._sealer = sealer
@@ -255,6 +259,15 @@ class Deliverer:
         self._gates: dict[tuple[int, int], tuple[asyncio.Semaphore, int]] = {}
         self._done: list[Result] = []
         self._purged_at = 0.0
+        self._linker = (
+            recordings.Linker(
+                key=links.link_key(cursor_secret),
+                base_url=settings.public_url.rstrip("/"),
+                seconds=settings.recording_link_seconds,
+            )
+            if settings.public_url and cursor_secret
+            else None
+        )
         self.sent = 0  # attempts recorded, for the CLI's summary
 
     @property
@@ -338,10 +351,33 @@ class Deliverer:
                     per_endpoint=self._policy.per_endpoint * _DEPTH,
                     limit=free,
                 )
+                claimed = await self._linked(conn, claimed)
         self._report(results, disabled)
         for item in claimed:
             self._inflight[asyncio.create_task(self._attempt(item))] = item
         return len(claimed)
+
+    async def _linked(self, conn: AsyncConnection, claimed: list[Claimed]) -> list[Claimed]:
+        """The calls' recordings as links, when the service knows its public address."""
+        if self._linker is None:
+            return claimed
+        out = list(claimed)
+        tenants = {c.tenant_id for c in claimed if c.event_type != "call_log.deleted"}
+        for tenant_id in tenants:
+            mine = [
+                i
+                for i, c in enumerate(out)
+                if c.tenant_id == tenant_id and c.event_type != "call_log.deleted"
+            ]
+            docs = await recordings.present(
+                conn,
+                tenant_id=tenant_id,
+                docs=[out[i].data.encode() for i in mine],
+                linker=self._linker,
+            )
+            for i, doc in zip(mine, docs, strict=True):
+                out[i] = out[i]._replace(data=doc.decode())
+        return out
 
     async def _attempt(self, claimed: Claimed) -> Result:
         key = (claimed.tenant_id, claimed.endpoint_id)
