@@ -44,7 +44,7 @@ from callhistory.kit.config import Settings
 from callhistory.kit.ratelimit import FailureThrottle, RateLimiter
 from callhistory.recordings import links
 from callhistory.recordings import service as recordings
-from callhistory.recordings.storage import Storage
+from callhistory.recordings.storage import Storage, open_storage
 from callhistory.rollups import service as rollups
 from callhistory.web import views as web
 from callhistory.webhooks import service as webhooks
@@ -100,6 +100,7 @@ async def _purge_recordings(
 
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     allow_list(settings.webhook_allow)  # a bad CALLHISTORY_WEBHOOK_ALLOW stops start-up
+    storage = open_storage(settings)  # so does a bad CALLHISTORY_RECORDINGS_URL
     db = open_database(settings)
     document = msgspec.json.encode(openapi.build(METHODS))
     admission = Admission(
@@ -142,7 +143,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await webhooks.reseal_secrets(conn, sealer=sealer)
         export.link_key = links.link_key(secret)
         app.state.recordings = Recordings(
-            db=db, admission=admission, settings=settings, cursor_secret=secret
+            db=db, admission=admission, settings=settings, cursor_secret=secret, storage=storage
         )
         app.state.dispatcher = Dispatcher(
             pipeline=pipeline,
@@ -153,9 +154,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             settings=settings,
         )
         stop = asyncio.Event()
-        purging = asyncio.create_task(
-            _purge_recordings(db, app.state.recordings.store, settings, stop)
-        )
+        purging = asyncio.create_task(_purge_recordings(db, storage, settings, stop))
         delivering = (
             asyncio.create_task(Deliverer(db, settings, sealer, cursor_secret=secret).run(stop))
             if settings.deliver

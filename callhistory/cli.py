@@ -50,7 +50,8 @@ from callhistory.kit.times import valid_zone, zone
 from callhistory.principal import Scope
 from callhistory.recording_sync import Syncer, SyncReport
 from callhistory.recordings import service as recording_service
-from callhistory.recordings.storage import Storage, store_url
+from callhistory.recordings import storage
+from callhistory.recordings.storage import Storage
 from callhistory.retention import service as retention
 from callhistory.rollups import service as rollups
 from callhistory.webhooks import schemas as webhook_schemas
@@ -101,7 +102,18 @@ def _settings(database: str) -> Settings:
             )
     parse_keys(settings.data_key)  # refused here, with its variable named, not at start-up
     allow_list(settings.webhook_allow)
+    storage.check(settings)
     return settings
+
+
+def _recordings_store(settings: Settings) -> Storage:
+    """The store recordings commands work on; refused in one line where there is none."""
+    store = storage.open_storage(settings)
+    if store is None:
+        raise ConfigError(
+            "CALLHISTORY_RECORDINGS_URL: no recordings store is configured for PostgreSQL"
+        )
+    return store
 
 
 def _run(database: str, work: Callable[[Store], Awaitable[T]], *, migrate: bool = False) -> T:
@@ -501,12 +513,10 @@ def retention_apply(
     """Remove every tenant's calls that started longer ago than --older-than."""
     days = _days(older_than)
     try:
-        url = store_url(_settings(database))
+        store = storage.open_storage(_settings(database))
         removed = _run(
             database,
-            lambda db: retention.apply_retention(
-                db, older_than_days=days, storage=Storage(url) if url else None
-            ),
+            lambda db: retention.apply_retention(db, older_than_days=days, storage=store),
         )
     except RetentionBlocked as error:
         _fail("unavailable", str(error), 1)
@@ -1181,14 +1191,10 @@ def recordings_sync(
 
     async def run(db: Store) -> SyncReport:
         settings = _settings(database)
-        url = store_url(settings)
-        if not url:
-            raise ConfigError(
-                "CALLHISTORY_RECORDINGS_URL: no recordings store is configured for PostgreSQL"
-            )
+        store = _recordings_store(settings)
         async with transaction(db, write=False) as conn:
             principal = await keys.tenant_principal(conn, tenant_id=tenant_id)
-        syncer = Syncer(db, Storage(url), principal, settings, directory, since=start)
+        syncer = Syncer(db, store, principal, settings, directory, since=start)
         total = SyncReport()
         stop = asyncio.Event()
         if watch:
@@ -1263,13 +1269,8 @@ def recordings_check(
 
     async def run(db: Store) -> tuple[CheckSummary, list[str], list[str]]:
         settings = _settings(database)
-        url = store_url(settings)
-        if not url:
-            raise ConfigError(
-                "CALLHISTORY_RECORDINGS_URL: no recordings store is configured for PostgreSQL"
-            )
         found = await recording_service.compare(
-            db, Storage(url), delete=delete, min_age_s=min_age_minutes * 60
+            db, _recordings_store(settings), delete=delete, min_age_s=min_age_minutes * 60
         )
         summary = CheckSummary(
             objects=found.objects,

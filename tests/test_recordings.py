@@ -25,9 +25,10 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
+from callhistory.app import create_app
 from callhistory.cli import app as cli_app
 from callhistory.client import AsyncClient, Client, InvalidArgumentError
-from callhistory.kit.config import Settings
+from callhistory.kit.config import ConfigError, Settings
 from callhistory.recordings.storage import Storage
 from tests.harness import Api, ServerThread, Tenant, cli_json, eventually, new_tenant
 from tests.receiver import Receiver
@@ -631,3 +632,14 @@ def test_webhook_links(fresh_database_url: str, storage: tuple[str, Look]) -> No
     (link,) = event["data"]["recording_urls"]
     assert link.startswith(f"https://calls.example.vn/v1/recordings/{tenant.id}/{made['id']}/")
     assert event["data"]["recording_sources"] == []
+
+
+def test_a_store_url_that_cannot_work_is_refused_in_one_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLHISTORY_RECORDINGS_URL", "ftp://recordings.example.vn/calls")
+    result = CliRunner().invoke(cli_app, ["recordings", "check", "--database", database_url])
+    assert result.exit_code == 2 and "CALLHISTORY_RECORDINGS_URL" in result.output, result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(ConfigError, match="CALLHISTORY_RECORDINGS_URL"):  # serve: at start-up
+        create_app(Settings(database_url=database_url, recordings_url="s3://b/p?secret=x"))

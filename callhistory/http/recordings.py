@@ -29,7 +29,7 @@ from callhistory.kit.config import Settings
 from callhistory.kit.errors import ApiError, BodyTooLarge, NotFound, PermissionDenied, Unavailable
 from callhistory.principal import Principal, Scope
 from callhistory.recordings import links, service
-from callhistory.recordings.storage import Storage, store_url
+from callhistory.recordings.storage import Storage
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _REFUSED = "this link is not valid: altered, expired, or not for this recording"
@@ -39,21 +39,22 @@ class Recordings:
     """The two recording routes; callers of ``PUT`` show an ingest key (or an admin one)."""
 
     def __init__(
-        self, *, db: Database, admission: Admission, settings: Settings, cursor_secret: bytes
+        self,
+        *,
+        db: Database,
+        admission: Admission,
+        settings: Settings,
+        cursor_secret: bytes,
+        storage: Storage | None,
     ) -> None:
         self._db = db
         self._admission = admission
         self._settings = settings
         self._key = links.link_key(cursor_secret)
-        url = store_url(settings)
-        self._storage = Storage(url) if url else None
+        self._storage = storage
 
     async def authenticate(self, conn: AsyncConnection, request: Request) -> Caller:
         return await keys.authenticate(conn, key=bearer(request), needed=Scope.INGEST)
-
-    @property
-    def store(self) -> Storage | None:
-        return self._storage
 
     def storage(self) -> Storage:
         if self._storage is None:

@@ -41,36 +41,69 @@ def store_url(settings: Settings) -> str:
     return ""
 
 
+class _Where(NamedTuple):
+    scheme: str  # file or s3
+    place: str  # the directory, or the bucket
+    prefix: str
+    endpoint: str
+    region: str
+
+
+def _where(url: str) -> _Where:
+    """The store a URL names, or ``ConfigError`` naming the variable."""
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.path:
+        return _Where("file", parts.path, "", "", "")
+    if parts.scheme == "s3" and parts.netloc:
+        options = dict(parse_qsl(parts.query))
+        unknown = set(options) - {"endpoint", "region"}
+        if unknown:
+            raise ConfigError(
+                f"CALLHISTORY_RECORDINGS_URL: unknown option {sorted(unknown)[0]!r} "
+                "(endpoint and region are known)"
+            )
+        return _Where(
+            "s3",
+            parts.netloc,
+            parts.path.strip("/"),
+            options.get("endpoint", ""),
+            options.get("region", ""),
+        )
+    raise ConfigError(
+        f"CALLHISTORY_RECORDINGS_URL: {url!r} is neither file:///a/directory nor s3://bucket/prefix"
+    )
+
+
+def check(settings: Settings) -> None:
+    """Refuse a store URL that cannot work, in one line (at start-up, before any request)."""
+    url = store_url(settings)
+    if url:
+        _where(url)
+
+
+def open_storage(settings: Settings) -> Storage | None:
+    """The configured store; None where there is none (PostgreSQL without a setting)."""
+    url = store_url(settings)
+    return Storage(url) if url else None
+
+
 class Storage:
     """One recordings store; keys are ``tenant/recording`` paths inside it."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
+        where = _where(url)
         self.url = url
-        if parts.scheme == "file":
-            root = Path(parts.path)
+        if where.scheme == "file":
+            root = Path(where.place)
             root.mkdir(parents=True, exist_ok=True)
             self._store: LocalStore | S3Store = LocalStore(root)
-        elif parts.scheme == "s3":
-            options = dict(parse_qsl(parts.query))
-            endpoint = options.pop("endpoint", "")
-            unknown = set(options) - {"region"}
-            if unknown:
-                raise ConfigError(
-                    f"CALLHISTORY_RECORDINGS_URL: unknown option {sorted(unknown)[0]!r} "
-                    "(endpoint and region are known)"
-                )
-            self._store = S3Store(
-                parts.netloc,
-                prefix=parts.path.strip("/") or None,
-                endpoint=endpoint or None,
-                region=options.get("region") or None,
-                client_options={"allow_http": endpoint.startswith("http://")},
-            )
         else:
-            raise ConfigError(
-                f"CALLHISTORY_RECORDINGS_URL: {url!r} is neither file:///a/directory nor "
-                "s3://bucket/prefix"
+            self._store = S3Store(
+                where.place,
+                prefix=where.prefix or None,
+                endpoint=where.endpoint or None,
+                region=where.region or None,
+                client_options={"allow_http": where.endpoint.startswith("http://")},
             )
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> None:
