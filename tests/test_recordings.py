@@ -530,6 +530,9 @@ def test_check_reports_orphan_and_missing_files(
         await store.delete(f"{tenant.id}/{lost['id']}")  # a row whose file is gone
 
     asyncio.run(damage())
+    with httpx.Client() as player:  # its link: a clear 404, not a broken download
+        gone = player.get(lost["url"])
+    assert gone.status_code == 404 and gone.json()["code"] == "not_found", gone.text
     command = ["recordings", "check", "--database", database_url, "--json"]
     os.environ["CALLHISTORY_RECORDINGS_URL"] = url
     try:

@@ -9,7 +9,7 @@ import time
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from callhistory.calllogs import service as calllogs
@@ -26,7 +26,14 @@ from callhistory.ingest import service as ingest
 from callhistory.keys import service as keys
 from callhistory.kit import ids
 from callhistory.kit.config import Settings
-from callhistory.kit.errors import ApiError, BodyTooLarge, NotFound, PermissionDenied, Unavailable
+from callhistory.kit.errors import (
+    ApiError,
+    BodyTooLarge,
+    Canceled,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from callhistory.principal import Principal, Scope
 from callhistory.recordings import links, service
 from callhistory.recordings.storage import Storage
@@ -98,15 +105,18 @@ class Recordings:
                 content_type=request.headers.get("content-type", ""),
             )
             recording_id = ids.new_id()
-            stored = await service.store(
-                storage,
-                request.stream(),
-                tenant_id=caller.tenant_id,
-                recording_id=recording_id,
-                content_type=target.content_type,
-                max_bytes=max_bytes,
-                sha256=request.headers.get("x-checksum-sha256", ""),
-            )
+            try:
+                stored = await service.store(
+                    storage,
+                    request.stream(),
+                    tenant_id=caller.tenant_id,
+                    recording_id=recording_id,
+                    content_type=target.content_type,
+                    max_bytes=max_bytes,
+                    sha256=request.headers.get("x-checksum-sha256", ""),
+                )
+            except ClientDisconnect:  # gone mid-upload: nothing of it is kept
+                raise Canceled("the client closed the connection during the upload") from None
             try:
                 async with unit_of_work(self._db, write=True) as work:
                     conn = await work.write()
@@ -193,7 +203,12 @@ class Recordings:
         storage = self.storage()
         if row.store != storage.url:
             raise Unavailable("this recording is kept in another store than this server's")
-        chunks = storage.read(row.key, start, end)
+        try:
+            chunks = await storage.read(row.key, start, end)
+        except FileNotFoundError:
+            raise NotFound(
+                "this recording's file is missing from the store (callhistory recordings check)"
+            ) from None
         return StreamingResponse(
             chunks, status_code=status, headers=headers, media_type=row.content_type
         )

@@ -123,10 +123,15 @@ class Storage:
         return Stat(size=int(meta["size"]), etag=str(meta.get("e_tag") or ""))
 
     async def read(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes ``start`` to ``end`` (exclusive), a chunk at a time."""
+        """Bytes ``start`` to ``end`` (exclusive), a chunk at a time. Opened here, so a missing
+        file is ``FileNotFoundError`` before anything is sent."""
         result = await obstore.get_async(self._store, key, options={"range": (start, end)})
-        async for chunk in result.stream(min_chunk_size=_CHUNK):
-            yield bytes(chunk)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in result.stream(min_chunk_size=_CHUNK):
+                yield bytes(chunk)
+
+        return chunks()
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
