@@ -39,6 +39,8 @@ def _linker(ctx: Context) -> recordings.Linker:
 
 async def _shown(ctx: Context, docs: list[CallLog]) -> list[CallLog]:
     """The stored documents (``msgspec.Raw``) with their recordings as links."""
+    if not recordings.may_keep(ctx.principal.tenant_id):
+        return docs
     raw = [bytes(cast(msgspec.Raw, doc)) for doc in docs]
     shown = await recordings.present(
         ctx.read, tenant_id=ctx.principal.tenant_id, docs=raw, linker=_linker(ctx)
@@ -69,19 +71,10 @@ async def ListCallRecordings(ctx: Context, request: CallRecordingsRequest) -> Re
     call = await service.recording_call(
         ctx.read, principal=ctx.principal, call_id=str(request.call_id), source_id=""
     )
-    rows = await recordings.of_call(ctx.read, principal=ctx.principal, call_id=str(call.id))
-    linker = _linker(ctx)
+    rows = await recordings.of_call(ctx.read, principal=ctx.principal, call_id=call.id)
+    linker, tenant_id = _linker(ctx), ctx.principal.tenant_id
     return RecordingList(
-        recordings=[
-            recordings.read(
-                row,
-                tenant_id=ctx.principal.tenant_id,
-                key=linker.key,
-                base_url=linker.base_url,
-                seconds=linker.seconds,
-            )
-            for row in rows
-        ]
+        recordings=[recordings.read(row, tenant_id=tenant_id, linker=linker) for row in rows]
     )
 
 

@@ -134,13 +134,12 @@ class Recordings:
                 raise
             for key in unused:
                 await storage.delete(key)
-        read = service.read(
-            row,
-            tenant_id=caller.tenant_id,
+        linker = service.Linker(
             key=self._key,
             base_url=str(request.base_url).rstrip("/"),
             seconds=settings.recording_link_seconds,
         )
+        read = service.read(row, tenant_id=caller.tenant_id, linker=linker)
         return Response(msgspec.json.encode(read), media_type="application/json")
 
     async def play(self, request: Request) -> Response:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from functools import lru_cache
 from urllib.parse import quote
 
 _CONTEXT = b"callhistory recording link v1"
 
 
+@lru_cache(maxsize=4)
 def link_key(cursor_secret: bytes) -> bytes:
+    """The links' key, derived once per secret (it is asked for on every page)."""
     return hmac.new(cursor_secret, _CONTEXT, hashlib.sha256).digest()
 
 

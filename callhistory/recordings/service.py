@@ -14,7 +14,6 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.engine import Database, transaction
-from callhistory.kit import ids
 from callhistory.kit.errors import BodyTooLarge, InvalidArgument
 from callhistory.kit.times import format_micros, now_micros
 from callhistory.principal import Principal
@@ -173,8 +172,26 @@ async def record(
     return row, unused
 
 
-def read(row: Any, *, tenant_id: int, key: bytes, base_url: str, seconds: int) -> RecordingRead:
-    expires = math.ceil(time.time()) + seconds  # at least ``seconds`` from now
+class Linker(NamedTuple):
+    """What a signed link needs: the links' key, where this service is, how long it lasts."""
+
+    key: bytes
+    base_url: str
+    seconds: int
+
+    def expiry(self) -> int:
+        """When links made now expire (epoch seconds): at least ``seconds`` from now."""
+        return math.ceil(time.time()) + self.seconds
+
+    def url(self, row: Any, *, tenant_id: int, expires: int) -> str:
+        """The signed link to a recording (a row with ``id`` and ``name``)."""
+        return self.base_url + links.path(
+            self.key, tenant_id=tenant_id, recording_id=row.id, name=row.name, expires=expires
+        )
+
+
+def read(row: Any, *, tenant_id: int, linker: Linker) -> RecordingRead:
+    expires = linker.expiry()
     return RecordingRead(
         id=str(row.id),
         call_id=str(row.call_id),
@@ -184,18 +201,20 @@ def read(row: Any, *, tenant_id: int, key: bytes, base_url: str, seconds: int) -
         content_type=row.content_type,
         sha256=row.sha256,
         created_at=format_micros(row.created_at),
-        url=base_url
-        + links.path(key, tenant_id=tenant_id, recording_id=row.id, name=row.name, expires=expires),
+        url=linker.url(row, tenant_id=tenant_id, expires=expires),
         url_expires_at=format_micros(expires * 1_000_000),
     )
 
 
-async def of_call(conn: AsyncConnection, *, principal: Principal, call_id: str) -> list[Any]:
+async def of_call(conn: AsyncConnection, *, principal: Principal, call_id: int) -> list[Any]:
     """The call's recordings (none for a call of another tenant, or none at all)."""
-    number = ids.parse_id(call_id, "call_id")
-    if number is None:
-        raise InvalidArgument("call_id", "is required")
-    return await repository.of_call(conn, tenant_id=principal.tenant_id, call_id=number)
+    return await repository.of_call(conn, tenant_id=principal.tenant_id, call_id=call_id)
+
+
+def may_keep(tenant_id: int) -> bool:
+    """False while this tenant is known to have no recordings (``present`` has nothing to
+    do): callers skip preparing the documents."""
+    return time.monotonic() >= _none_until.get(tenant_id, 0.0)
 
 
 async def kept(conn: AsyncConnection, *, tenant_id: int, call_id: int, name: str) -> Any:
@@ -206,14 +225,6 @@ async def kept(conn: AsyncConnection, *, tenant_id: int, call_id: int, name: str
 async def linked(conn: AsyncConnection, *, tenant_id: int, recording_id: int) -> Any:
     """The recording a valid link names (None: gone since)."""
     return await repository.get(conn, tenant_id=tenant_id, recording_id=recording_id)
-
-
-class Linker(NamedTuple):
-    """What a signed link needs: the links' key, where this service is, how long it lasts."""
-
-    key: bytes
-    base_url: str
-    seconds: int
 
 
 class _Brief(msgspec.Struct):
@@ -234,7 +245,7 @@ async def present(
     any other call as stored. One indexed query a page for a tenant that keeps recordings; a
     tenant with none costs a look every few seconds."""
     out = list(docs)
-    if not out or time.monotonic() < _none_until.get(tenant_id, 0.0):
+    if not out or not may_keep(tenant_id):
         return out
     briefs = {i: _brief.decode(doc) for i, doc in enumerate(out)}
     rows = await repository.of_calls(
@@ -247,23 +258,13 @@ async def present(
     kept: dict[int, list[Any]] = {}
     for row in rows:
         kept.setdefault(int(row.call_id), []).append(row)
-    expires = math.ceil(time.time()) + linker.seconds
+    expires = linker.expiry()
     for i, brief in briefs.items():
         mine = kept.get(int(brief.id))
         if not mine:
             continue
         names = {row.name for row in mine}
-        urls = [
-            linker.base_url
-            + links.path(
-                linker.key,
-                tenant_id=tenant_id,
-                recording_id=row.id,
-                name=row.name,
-                expires=expires,
-            )
-            for row in mine
-        ]
+        urls = [linker.url(row, tenant_id=tenant_id, expires=expires) for row in mine]
         sources = [url for url in brief.recording_urls if file_name(url) not in names]
         doc: dict[str, Any] = msgspec.json.decode(out[i])
         shown: dict[str, Any] = {}
