@@ -238,21 +238,27 @@ _NONE_FOR_S = 5.0  # how long another process's first upload may go unseen in ca
 
 
 async def present(
-    conn: AsyncConnection, *, tenant_id: int, docs: Sequence[bytes], linker: Linker
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    docs: Sequence[bytes],
+    linker: Linker,
+    remembered: bool = True,
 ) -> list[bytes]:
     """Call-log documents as the API shows them: a call with uploaded recordings lists links
     to them in ``recording_urls`` and the PBX's names of the others in ``recording_sources``;
     any other call as stored. One indexed query a page for a tenant that keeps recordings; a
-    tenant with none costs a look every few seconds."""
+    tenant with none costs a look every few seconds, unless ``remembered`` is false (a webhook
+    is sent once: it must not miss an upload that another process made a moment ago)."""
     out = list(docs)
-    if not out or not may_keep(tenant_id):
+    if not out or (remembered and not may_keep(tenant_id)):
         return out
     briefs = {i: _brief.decode(doc) for i, doc in enumerate(out)}
     rows = await repository.of_calls(
         conn, tenant_id=tenant_id, call_ids=[int(b.id) for b in briefs.values()]
     )
     if not rows:
-        if not await repository.any_kept(conn, tenant_id=tenant_id):
+        if remembered and not await repository.any_kept(conn, tenant_id=tenant_id):
             _none_until[tenant_id] = time.monotonic() + _NONE_FOR_S
         return out
     kept: dict[int, list[Any]] = {}

@@ -374,6 +374,7 @@ class Deliverer:
                 tenant_id=tenant_id,
                 docs=[out[i].data.encode() for i in mine],
                 linker=self._linker,
+                remembered=False,
             )
             for i, doc in zip(mine, docs, strict=True):
                 out[i] = out[i]._replace(data=doc.decode())
