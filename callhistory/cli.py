@@ -29,7 +29,8 @@ from rich.table import Column, Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.db import partitions
+from callhistory.db import citus, partitions
+from callhistory.db.backend import backend
 from callhistory.db.engine import Database as Store
 from callhistory.db.engine import open_database, transaction
 from callhistory.db.migrate import schema_state, upgrade
@@ -63,7 +64,10 @@ T = TypeVar("T")
 app = typer.Typer(
     help="Multi-tenant call history with the eTelecom ListCallLogs API.", no_args_is_help=True
 )
-tenant_app = typer.Typer(help="Create and suspend tenants.", no_args_is_help=True)
+tenant_app = typer.Typer(
+    help="Create and suspend tenants; on Citus, see and isolate their shards.",
+    no_args_is_help=True,
+)
 key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 pbx_app = typer.Typer(
     help="PBX credentials (one per PBX, for the tenants it serves) and routing numbers.",
@@ -279,6 +283,61 @@ def tenant_resume(
 ) -> None:
     """Make a suspended tenant active again."""
     _set_status(tenant_id, TenantStatus.ACTIVE, database, as_json)
+
+
+def _tenant_placement(tenant_id: str, database: str, *, isolate: bool) -> citus.Placement:
+    tid = _id_argument(tenant_id, "TENANT_ID")
+
+    async def work(db: Store) -> citus.Placement:
+        async with transaction(db, write=False) as conn:
+            await keys.require_tenant(conn, tenant_id=tid)
+        async with db.writer.connect() as raw:
+            conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+            if not backend(conn).sharded:
+                raise ConfigError(
+                    "the database is not distributed (no citus extension): tenants have "
+                    "shards only on Citus (docs/scaling.md)"
+                )
+            if isolate:
+                return await citus.isolate(conn, tid)
+            return await citus.placement_of(conn, tid)
+
+    return _run(database, work)
+
+
+class TenantPlacement(msgspec.Struct):
+    tenant_id: str
+    shard: int
+    node: str
+    alone: bool
+
+
+def _print_placement(placement: citus.Placement, as_json: bool) -> None:
+    if as_json:
+        shown = TenantPlacement(**{**placement._asdict(), "tenant_id": str(placement.tenant_id)})
+        typer.echo(msgspec.json.encode(shown).decode())
+        return
+    holds = "this tenant only" if placement.alone else "other tenants too"
+    console.print(
+        f"tenant {placement.tenant_id}: shard {placement.shard} on {placement.node} (holds {holds})"
+    )
+
+
+@tenant_app.command("where")
+def tenant_where(
+    tenant_id: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
+    """Citus: the shard and worker that hold a tenant's calls (and all its other rows)."""
+    _print_placement(_tenant_placement(tenant_id, database, isolate=False), as_json)
+
+
+@tenant_app.command("isolate")
+def tenant_isolate(
+    tenant_id: str, database: Database = DEFAULT_DATABASE_URL, as_json: Json = False
+) -> None:
+    """Citus: give a large tenant shards of its own, so it can be moved to a worker of its
+    own; reads and writes go on meanwhile (docs/scaling.md)."""
+    _print_placement(_tenant_placement(tenant_id, database, isolate=True), as_json)
 
 
 @key_app.command("create")

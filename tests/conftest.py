@@ -1,9 +1,10 @@
 """Fixtures: a database built by the Alembic migrations, served by a real server on loopback.
 
-Every store-touching test runs once per backend: SQLite (a temp file) and PostgreSQL (a
-throwaway cluster started here, or ``CALLHISTORY_TEST_POSTGRES_URL``). Tests stay independent by
-working in a tenant of their own (tenant isolation is the product's core guarantee, so this also
-exercises it).
+Every store-touching test runs once per backend: SQLite (a temp file), PostgreSQL (a
+throwaway cluster started here, or ``CALLHISTORY_TEST_POSTGRES_URL``) and Citus (a coordinator
+and two workers started here; tests marked ``only_on("postgresql")`` run on it too). Tests stay
+independent by working in a tenant of their own (tenant isolation is the product's core
+guarantee, so this also exercises it).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import pytest
 from callhistory.kit.config import Settings
 from tests import scope_check
 from tests.harness import Api, ServerThread, Tenant, new_tenant
-from tests.pgserver import PostgresCluster
+from tests.pgserver import CitusCluster, PostgresCluster
 
-BACKENDS = os.environ.get("CALLHISTORY_TEST_BACKENDS", "sqlite,postgresql").split(",")
+BACKENDS = os.environ.get("CALLHISTORY_TEST_BACKENDS", "sqlite,postgresql,citus").split(",")
+Cluster = PostgresCluster | CitusCluster
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,17 +43,50 @@ def postgres() -> Iterator[PostgresCluster | None]:
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def citus() -> Iterator[CitusCluster | None]:
+    if "citus" not in BACKENDS:
+        yield None
+        return
+    cluster = CitusCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def clusters(
+    postgres: PostgresCluster | None, citus: CitusCluster | None
+) -> dict[str, Cluster | None]:
+    """The tests' own server of each PostgreSQL backend, by backend name."""
+    return {"postgresql": postgres, "citus": citus}
+
+
+def backend_of(request: pytest.FixtureRequest) -> str:
+    """The backend the requesting test runs on (its ``database_url`` parameter)."""
+    callspec = getattr(request.node, "callspec", None)
+    return str(callspec.params["database_url"]) if callspec else "sqlite"
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend the test runs on: sqlite, postgresql or citus."""
+    return backend_of(request)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    postgres: PostgresCluster | None,
+    clusters: dict[str, Cluster | None],
 ) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'callhistory.db'}"
-    if postgres is None:
+    cluster = clusters[request.param]
+    if cluster is None:
         return os.environ["CALLHISTORY_TEST_POSTGRES_URL"]
-    return postgres.create_database("callhistory")
+    return cluster.create_database("callhistory")
 
 
 @pytest.fixture(scope="session")
@@ -88,28 +123,31 @@ def tenant(database_url: str, server: ServerThread) -> Tenant:
 def fresh_database_url(
     database_url: str,
     tmp_path: Path,
-    postgres: PostgresCluster | None,
+    clusters: dict[str, Cluster | None],
     request: pytest.FixtureRequest,
 ) -> str:
     """An empty database of the same backend, for tests that change every tenant's data."""
     if database_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'fresh.db'}"
-    if postgres is None:
+    cluster = clusters[backend_of(request)]
+    if cluster is None:
         pytest.skip("needs the throwaway cluster to create a database")
     name = "fresh_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:50].lower()
-    return postgres.create_database(name)
+    return cluster.create_database(name)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``only_on(backend)`` are not collected for the other backend: a skip in
-    the report then always means something is missing (a server, the CDR corpus)."""
+    """Tests marked ``only_on(backend)`` are not collected for the other backends (Citus counts
+    as PostgreSQL): a skip in the report then always means something is missing (a server, the
+    CDR corpus)."""
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("only_on")
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("database_url") if callspec else None
-        (dropped if marker and backend and backend not in marker.args else kept).append(item)
+        family = {backend, "postgresql"} if backend == "citus" else {backend}
+        (dropped if marker and backend and not family & set(marker.args) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

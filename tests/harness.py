@@ -243,19 +243,23 @@ def worst_queries() -> list[bytes]:
     ]  # fmt: skip
 
 
-def run_sql(database_url: str, statement: str, **params: object) -> list[Any]:
-    """One statement in a transaction of its own, straight on the database; its rows (if any)."""
+def run_sql(
+    database_url: str, statement: str, *, all_tenants: bool = False, **params: object
+) -> list[Any]:
+    """One statement in a transaction of its own, straight on the database; its rows (if any).
+    ``all_tenants``: the statement spans tenants on purpose (see tests/scope_check.py)."""
     import asyncio
 
     import sqlalchemy as sa
 
-    from callhistory.db.engine import create_engine
+    from callhistory.db.engine import ALL_TENANTS, create_engine
 
     async def run() -> list[Any]:
         engine = create_engine(Settings(database_url=database_url))
+        options = ALL_TENANTS if all_tenants else {}
         try:
             async with engine.begin() as conn:
-                result = await conn.execute(sa.text(statement), params)
+                result = await conn.execute(sa.text(statement), params, execution_options=options)
                 return [tuple(row) for row in result] if result.returns_rows else []
         finally:
             await engine.dispose()

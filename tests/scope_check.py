@@ -13,19 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-TENANT_TABLES = (
-    "call_logs",
-    "call_legs",
-    "hotlines",
-    "departments",
-    "users",
-    "extensions",
-    "webhook_endpoints",
-    "webhook_events",
-    "webhook_deliveries",
-    "webhook_attempts",
-    "recordings",
-)
+from callhistory.db.citus import placement
+
+# Every table of tenant data: the tables Citus distributes by tenant_id.
+TENANT_TABLES = tuple(name for name, kind in placement() if kind == "distributed")
 _REFERENCE = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(" + "|".join(TENANT_TABLES) + r")\b", re.I)
 _SCOPED = re.compile(r"\btenant_id\s*(?:=|IN\b)", re.I)
 violations: list[str] = []

@@ -59,6 +59,12 @@ def test_errors_exit_nonzero_with_a_message(tmp_path: Path) -> None:
         app, ["tenant", "create", "--name", "B", "--domain", "same.vn", "--database", url]
     )
     assert result.exit_code == 1 and "already exists" in result.output
+    # Shards are Citus's: on SQLite (or plain PostgreSQL) one line says so.
+    tenant = cli_json("tenant", "create", "--name", "C", "--database", url)
+    for command in ("where", "isolate"):
+        result = runner.invoke(app, ["tenant", command, tenant["id"], "--database", url])
+        assert result.exit_code == 2 and "not distributed" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
 
 
 def test_database_url_from_environment(tmp_path: Path, monkeypatch: object) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.harness import Api, Tenant, run_sql
@@ -50,7 +52,7 @@ def test_create_and_list_extensions(api: Api, tenant: Tenant) -> None:
         assert seen == [{**ext, "extension_password": ""}]
 
 
-def _execute(database_url: str, sql: str, **params: object) -> list[str]:
+def _execute(database_url: str, sql: str, **params: Any) -> list[str]:
     return [str(row[0]) for row in run_sql(database_url, sql, **params)]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,8 @@ from alembic.script import ScriptDirectory
 from callhistory.db.engine import create_engine
 from callhistory.db.migrate import alembic_config, upgrade
 from callhistory.kit.config import Settings
-from tests.conftest import BACKENDS
-from tests.harness import Api, ServerThread, cli, cli_json
-from tests.pgserver import PostgresCluster
+from tests.conftest import BACKENDS, Cluster
+from tests.harness import Api, ServerThread, cli, cli_json, run_sql
 
 _names = itertools.count()
 _CALL = (
@@ -32,14 +33,14 @@ _CALL = (
 
 @pytest.fixture(params=BACKENDS)
 def empty_database(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresCluster | None
+    request: pytest.FixtureRequest, tmp_path: Path, clusters: dict[str, Cluster | None]
 ) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
-    elif postgres is None:
+    elif (cluster := clusters[request.param]) is None:
         pytest.skip("needs the tests' own PostgreSQL cluster to make a fresh database")
     else:
-        yield postgres.create_database(f"migrations{next(_names)}")
+        yield cluster.create_database(f"migrations{next(_names)}")
 
 
 def test_migrations_are_not_bound_by_the_request_statement_timeout(empty_database: str) -> None:
@@ -165,3 +166,19 @@ def test_calls_stored_before_an_upgrade_are_served_after_it(empty_database: str)
     assert newer["started_at"] == "2024-03-09T16:01:40.000001Z"
     assert newer["ended_at"] is None
     assert newer["external_id"] == ""
+
+
+def test_processes_started_at_once_migrate_one_after_the_other(empty_database: str) -> None:
+    """Several `serve` (here `migrate`) processes started at once on an empty database: each
+    succeeds, the schema is built once (on Citus: distributed once)."""
+    command = [sys.executable, "-m", "callhistory", "migrate", "--database", empty_database]
+    running = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    for process in running:
+        _, errors = process.communicate(timeout=300)
+        assert process.returncode == 0, errors
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert cli_json("tenant", "create", "--name", "After", "--database", empty_database)["id"]
+    assert run_sql(empty_database, "SELECT version_num FROM alembic_version") == [(head,)]

@@ -69,3 +69,36 @@ def test_two_servers_page_consistently_while_a_third_ingests(
         assert written, "the writer never got a batch in"
         assert len(seen) == len(set(seen))
         assert original <= set(seen)
+
+
+def test_the_same_cdrs_posted_to_two_servers_at_once_are_stored_once(
+    database_url: str, server: object
+) -> None:
+    """A PBX that re-sends a batch to a second API process while the first is still storing it
+    (a retry after a timeout, two PBX nodes): each call is stored once, and both answers name
+    the same call. On PostgreSQL and Citus the per-tenant ingest lock decides this, not a
+    unique index."""
+    tenant = new_tenant(database_url)
+    with serve(database_url) as a, serve(database_url) as b:
+        for round_ in range(10):
+            batch = calls(f"twice{round_}", 100)
+            answers: dict[str, list[dict[str, Any]]] = {}
+
+            def post(name: str, api: Api, items: list[dict[str, Any]]) -> None:
+                answers[name] = api.ingest(tenant.ingest, items)
+
+            threads = [
+                threading.Thread(target=post, args=("a", a, batch)),
+                threading.Thread(target=post, args=("b", b, batch[::-1])),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            ids_a = {ack["source_id"]: ack["id"] for ack in answers["a"]}
+            ids_b = {ack["source_id"]: ack["id"] for ack in answers["b"]}
+            assert ids_a == ids_b and len(ids_a) == 100, round_
+        stored = [
+            row["id"] for page in a.walk(tenant.read, {"paging": {"limit": 1000}}) for row in page
+        ]
+        assert len(stored) == 1000

@@ -65,9 +65,11 @@ def psql(url: str, sql: str) -> str:
 
 
 @pytest.mark.only_on("postgresql")  # SQLite deletes rows; partitions are PostgreSQL's
-def test_retention_never_makes_readers_wait(fresh_database_url: str) -> None:
+def test_retention_never_makes_readers_wait(fresh_database_url: str, backend: str) -> None:
     """A long read holds the old month while retention runs: retention waits for it (each wait
-    bounded by its lock timeout), and meanwhile pages are served and calls ingested."""
+    bounded by its lock timeout), and meanwhile pages are served and calls ingested. (On Citus
+    the month stays in sight until it is detached, and a reader may wait up to 100 ms behind
+    a try.)"""
     url = fresh_database_url
     cli("migrate", "--database", url)
     now = dt.datetime.now(dt.UTC)
@@ -103,8 +105,9 @@ def test_retention_never_makes_readers_wait(fresh_database_url: str) -> None:
             time.sleep(0.05)
         # Readers and writers go on while retention waits for the long read; the month being
         # detached is already out of their sight.
+        still = 5 if backend == "citus" else 0
         for i in range(3):
-            assert sum(map(len, api.walk(tenant.read, everything))) == 1 + i
+            assert sum(map(len, api.walk(tenant.read, everything))) == still + 1 + i
             api.ingest(tenant.ingest, [{"source_id": f"during{i}", "started_at": now.isoformat()}])
         assert retention.poll() is None and holder.poll() is None
         out, errors = retention.communicate(timeout=120)

@@ -4,7 +4,7 @@ and read named traits; no domain names a dialect."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,10 @@ class Backend:
     # A page of an OR filter picks its ids first and reads their columns after (SQLite's planner
     # does that best; PostgreSQL joining back over its partitions was slower).
     late_columns: bool
+    # Tables are distributed by tenant over several nodes (Citus): a statement spanning
+    # tenants may read, but rows it locks must be locked tenant by tenant, and partitions are
+    # detached in one step (DETACH … CONCURRENTLY is PostgreSQL's alone).
+    sharded: bool = False
 
     @property
     def unique_source_ids(self) -> bool:
@@ -45,9 +49,16 @@ POSTGRESQL = Backend(
     serial_writers=False,
     late_columns=False,
 )
-_BY_NAME = {backend.name: backend for backend in (SQLITE, POSTGRESQL)}
+CITUS = replace(POSTGRESQL, name="citus", sharded=True)
+_BY_NAME = {backend.name: backend for backend in (SQLITE, POSTGRESQL, CITUS)}
+# Set in a PostgreSQL connection's ``info`` when its database has the citus extension.
+SHARDED = "callhistory_citus"
 
 
 def backend(of: AsyncConnection | str) -> Backend:
-    """The backend of a connection (or of a dialect name: tools that build SQL offline)."""
-    return _BY_NAME[of if isinstance(of, str) else of.dialect.name]
+    """The backend of a connection (or of a name: tools that build SQL offline)."""
+    if isinstance(of, str):
+        return _BY_NAME[of]
+    if of.dialect.name == "postgresql" and of.info.get(SHARDED):
+        return CITUS
+    return _BY_NAME[of.dialect.name]

@@ -20,7 +20,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from callhistory.db import deadline, inline_sqlite
-from callhistory.db.backend import backend
+from callhistory.db.backend import SHARDED, backend
 from callhistory.kit.config import ConfigError, Settings
 
 # Marks the few statements that deliberately span tenants (retention, migrations); the tests'
@@ -121,7 +121,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         _configure_sqlite(engine)
         return engine
     timeout = str(settings.statement_timeout_ms)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         # Errors are logged; the values of a failed statement are call data and never are.
         hide_parameters=True,
@@ -134,6 +134,21 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args={"server_settings": {"statement_timeout": timeout}},
     )
+    event.listen(engine.sync_engine, "connect", _note_citus)
+    return engine
+
+
+def _note_citus(dbapi_connection: Any, record: Any) -> None:
+    """Remember on each new connection whether its database is distributed (db.backend)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_CITUS_INSTALLED)
+        record.info[SHARDED] = bool(cursor.fetchone()[0])
+    finally:
+        cursor.close()
+
+
+_CITUS_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from callhistory.db.backend import backend
 from callhistory.db.engine import ALL_TENANTS
 from callhistory.db.months import month_of, month_start, next_month
 from callhistory.kit.times import now_micros
@@ -18,6 +19,7 @@ _PARTITION_LOCK = 0x63616C6C  # advisory lock serialising partition creation acr
 _PARTITION = re.compile(r"call_logs_p\d{6}")
 _MONTH = 31 * 86_400_000_000
 _LOCK_NOT_AVAILABLE = "55P03"
+_SHARDED_LOCK_TIMEOUT_MS = 100  # how long Citus readers may queue behind a detach
 
 
 async def create_ahead(conn: AsyncConnection) -> None:
@@ -76,7 +78,7 @@ class RetentionBlocked(RuntimeError):
 
 
 async def drop_partitions_before(
-    engine: AsyncEngine, *, cutoff: int, lock_timeout_ms: int = 2000, attempts: int = 30
+    engine: AsyncEngine, *, cutoff: int, lock_timeout_ms: int | None = None, attempts: int = 30
 ) -> int:
     """Drop the monthly partitions wholly before ``cutoff`` (PostgreSQL); returns how many
     calls they held.
@@ -85,9 +87,14 @@ async def drop_partitions_before(
     readers and writers of call_logs go on and never queue behind it. It waits for the
     transactions that may still read the partition, each wait bounded by ``lock_timeout``;
     a detach cut short stays pending and is finished (FINALIZE) at the next attempt. No
-    statement timeout: this is maintenance, not a request."""
+    statement timeout: this is maintenance, not a request.
+
+    Citus detaches in one step (it has no CONCURRENTLY), whose lock makes readers queue
+    behind it while it waits: there each wait is bounded by a short lock timeout instead."""
     async with engine.connect() as raw:
         conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+        if lock_timeout_ms is None:
+            lock_timeout_ms = _SHARDED_LOCK_TIMEOUT_MS if backend(conn).sharded else 2000
         await conn.execute(sa.text("SET statement_timeout = 0"))
         await conn.execute(sa.text(f"SET lock_timeout = {int(lock_timeout_ms)}"))
         try:
@@ -124,7 +131,7 @@ async def _drop_before(conn: AsyncConnection, *, cutoff: int, attempts: int) -> 
 
 async def _detach(conn: AsyncConnection, name: str, *, pending: bool, attempts: int) -> None:
     for attempt in range(attempts):
-        how = "FINALIZE" if pending else "CONCURRENTLY"
+        how = "" if backend(conn).sharded else "FINALIZE" if pending else "CONCURRENTLY"
         try:
             await conn.execute(sa.text(f"ALTER TABLE call_logs DETACH PARTITION {name} {how}"))
             return

@@ -203,6 +203,12 @@ async def sealer(conn: AsyncConnection, *, configured: str) -> Sealer:
     return Sealer(keys)
 
 
+async def require_tenant(conn: AsyncConnection, *, tenant_id: int) -> None:
+    """Refuse a tenant id that names no tenant (operator commands)."""
+    if await repository.get_tenant(conn, tenant_id=tenant_id) is None:
+        raise NotFound(f"tenant {tenant_id} does not exist")
+
+
 async def tenant_principal(conn: AsyncConnection, *, tenant_id: int) -> Principal:
     """Acting for a tenant on the operator's behalf (a PBX's own credentials)."""
     row = await repository.get_tenant(conn, tenant_id=tenant_id)

@@ -362,7 +362,7 @@ _EARLIER = webhook_deliveries.alias("earlier")
 # An endpoint's deliveries that may be sent now, the longest waiting first: due, not leased,
 # and the earliest pending of their call at this endpoint (a call's events go in order).
 _READY = (
-    sa.select(deliveries.tenant_id, deliveries.id)
+    sa.select(deliveries.tenant_id, deliveries.id, deliveries.next_at)
     .join(
         webhook_endpoints,
         sa.and_(
@@ -408,28 +408,32 @@ async def claim(
             break
     if not found:
         return []
-    mine = [(row.tenant_id, row.id) for row in found]
-    if not backend(conn).serial_writers:  # others may be claiming them at this moment
-        result = await conn.execute(
-            _LOCK, {"keys": mine, "now": now}, execution_options=ALL_TENANTS
-        )
-        mine = [(row.tenant_id, row.id) for row in result]
-        if not mine:
-            return []
-    await conn.execute(
-        _LEASE, {"keys": mine, "lease_until": lease_until}, execution_options=ALL_TENANTS
-    )
-    rows = await conn.execute(_CLAIMED, {"keys": mine}, execution_options=ALL_TENANTS)
-    return [Claimed._make(row) for row in rows]
+    # Tenant by tenant: on Citus each statement then stays on the tenant's shard (a lock
+    # spanning shards is refused).
+    by_tenant: dict[int, list[int]] = {}
+    for row in found:
+        by_tenant.setdefault(int(row.tenant_id), []).append(int(row.id))
+    by_next_at = {(int(row.tenant_id), int(row.id)): int(row.next_at) for row in found}
+    claimed: list[Claimed] = []
+    for tenant_id, ids in by_tenant.items():
+        keys = {"tenant": tenant_id, "ids": ids}
+        if not backend(conn).serial_writers:  # others may be claiming them at this moment
+            locked = await conn.execute(_LOCK, {**keys, "now": now})
+            keys["ids"] = [int(row.id) for row in locked]
+            if not keys["ids"]:
+                continue
+        await conn.execute(_LEASE, {**keys, "lease_until": lease_until})
+        claimed += [Claimed._make(row) for row in await conn.execute(_CLAIMED, keys)]
+    claimed.sort(key=lambda row: by_next_at[(row.tenant_id, row.id)])
+    return claimed
 
 
-_KEYS = sa.tuple_(deliveries.tenant_id, deliveries.id).in_(sa.bindparam("keys", expanding=True))
-# The candidates no other worker has leased or is leasing (SKIP LOCKED on PostgreSQL).
-_LOCK = (
-    sa.select(deliveries.tenant_id, deliveries.id)
-    .where(_KEYS, _DUE)
-    .with_for_update(skip_locked=True)
+_KEYS = sa.and_(
+    deliveries.tenant_id == sa.bindparam("tenant"),
+    deliveries.id.in_(sa.bindparam("ids", expanding=True)),
 )
+# The candidates no other worker has leased or is leasing (SKIP LOCKED on PostgreSQL).
+_LOCK = sa.select(deliveries.id).where(_KEYS, _DUE).with_for_update(skip_locked=True)
 _LEASE = webhook_deliveries.update().where(_KEYS).values(lease_until=sa.bindparam("lease_until"))
 _CLAIMED = (
     sa.select(
@@ -458,18 +462,20 @@ _CLAIMED = (
         webhook_events,
         sa.and_(events.tenant_id == deliveries.tenant_id, events.id == deliveries.event_id),
     )
-    .where(_KEYS)
-    .order_by(deliveries.next_at)
+    .where(_KEYS, endpoints.tenant_id == sa.bindparam("tenant"))
 )
 
 
 async def release(conn: AsyncConnection, *, keys: Sequence[tuple[int, int]]) -> None:
     """Give back leased deliveries that were not attempted (a deliverer stopping)."""
-    await conn.execute(
-        webhook_deliveries.update().where(_KEYS).values(lease_until=None),
-        {"keys": list(keys)},
-        execution_options=ALL_TENANTS,
-    )
+    by_tenant: dict[int, list[int]] = {}
+    for tenant_id, delivery_id in keys:
+        by_tenant.setdefault(tenant_id, []).append(delivery_id)
+    for tenant_id, ids in by_tenant.items():
+        await conn.execute(
+            webhook_deliveries.update().where(_KEYS).values(lease_until=None),
+            {"tenant": tenant_id, "ids": ids},
+        )
 
 
 class Result(NamedTuple):
