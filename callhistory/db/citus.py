@@ -31,13 +31,13 @@ REFERENCE_TABLES = frozenset(
 ANCHOR = "call_logs"
 DISTRIBUTION_COLUMN = "tenant_id"
 
-_INSTALLED = sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 
 
 async def installed(conn: AsyncConnection) -> bool:
     if conn.dialect.name != "postgresql":
         return False
-    return bool((await conn.execute(_INSTALLED)).scalar())
+    return bool((await conn.execute(sa.text(INSTALLED))).scalar())
 
 
 def placement() -> list[tuple[str, str]]:

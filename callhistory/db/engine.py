@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from callhistory.db import deadline, inline_sqlite
+from callhistory.db import citus, deadline, inline_sqlite
 from callhistory.db.backend import SHARDED, backend
 from callhistory.kit.config import ConfigError, Settings
 
@@ -142,13 +142,10 @@ def _note_citus(dbapi_connection: Any, record: Any) -> None:
     """Remember on each new connection whether its database is distributed (db.backend)."""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(_CITUS_INSTALLED)
+        cursor.execute(citus.INSTALLED)
         record.info[SHARDED] = bool(cursor.fetchone()[0])
     finally:
         cursor.close()
-
-
-_CITUS_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
