@@ -311,7 +311,9 @@ def build_sqlite(sizes: Sizes, *, seed: int = 11) -> Dataset:
     return data
 
 
-async def _load_postgres(url: str, infos: list[TenantInfo], rng: random.Random) -> None:
+async def _load_postgres(
+    url: str, infos: list[TenantInfo], rng: random.Random, backend: str
+) -> None:
     import asyncpg
 
     db = open_database(Settings(database_url=url))
@@ -342,7 +344,7 @@ async def _load_postgres(url: str, infos: list[TenantInfo], rng: random.Random) 
         )
         next_id += info.calls
         print(
-            f"  postgresql: tenant {info.id}: {info.calls} calls ({time.perf_counter() - began:.0f}s)",
+            f"  {backend}: tenant {info.id}: {info.calls} calls ({time.perf_counter() - began:.0f}s)",
             flush=True,
         )
     await raw.executemany(
@@ -354,24 +356,30 @@ async def _load_postgres(url: str, infos: list[TenantInfo], rng: random.Random) 
         await raw.execute(ddl)
     await raw.execute("VACUUM ANALYZE call_logs")
     await raw.close()
-    await _build_stats(url, "postgresql")
-    print(f"  postgresql: built in {time.perf_counter() - began:.0f}s", flush=True)
+    await _build_stats(url, backend)
+    print(f"  {backend}: built in {time.perf_counter() - began:.0f}s", flush=True)
 
 
-def build_postgres(sizes: Sizes, url: str, *, seed: int = 11) -> Dataset:
-    meta = DATA / f"{cache_name('postgresql', sizes)}.json"
+def build_postgres(
+    sizes: Sizes, url: str, *, seed: int = 11, backend: str = "postgresql"
+) -> Dataset:
+    """PostgreSQL's data set, or Citus's (``backend="citus"``: the same calls, loaded through
+    the coordinator into the distributed tables)."""
+    meta = DATA / f"{cache_name(backend, sizes)}.json"
     if meta.exists():
         return msgspec.json.decode(meta.read_bytes(), type=Dataset)
     rng = random.Random(seed)
     infos = asyncio.run(_directory(url, sizes, rng))
-    asyncio.run(_load_postgres(url, infos, rng))
-    data = Dataset(backend="postgresql", url=url, total=sizes.total, tenants=infos)
+    asyncio.run(_load_postgres(url, infos, rng, backend))
+    data = Dataset(backend=backend, url=url, total=sizes.total, tenants=infos)
     meta.write_bytes(msgspec.json.encode(data))
     return data
 
 
 if __name__ == "__main__":
-    # python -m bench.data URL TOTAL BIG: the PostgreSQL data set, built beside SQLite's.
+    # python -m bench.data URL TOTAL BIG [BACKEND]: the PostgreSQL (or Citus) data set, built
+    # beside SQLite's.
     import sys
 
-    build_postgres(Sizes(total=int(sys.argv[2]), big=int(sys.argv[3])), sys.argv[1])
+    sizes = Sizes(total=int(sys.argv[2]), big=int(sys.argv[3]))
+    build_postgres(sizes, sys.argv[1], backend=(sys.argv[4:] or ["postgresql"])[0])

@@ -36,9 +36,10 @@ from callhistory.calllogs.query import CallLogQuery
 from callhistory.calllogs.repository import edge_start, page_select, window_statements
 from callhistory.calllogs.schemas import CallLog
 from callhistory.db.backend import backend
+from callhistory.db.tables import call_logs
 from callhistory.kit.paging import ChangeToken, ChangeTokenCodec, CursorCodec
 from tests.harness import free_port, worst_queries
-from tests.pgserver import PostgresCluster
+from tests.pgserver import CitusCluster, PostgresCluster
 
 CALLS = int(os.environ.get("BENCH_CALLS", 5_000_000))
 BIG = int(os.environ.get("BENCH_BIG", CALLS * 2 // 5))
@@ -49,12 +50,13 @@ LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", 5))
 LOAD_RUNS = 3  # the median counts
 HANDLER_SECONDS = float(os.environ.get("BENCH_HANDLER_SECONDS", 2))  # a burst; there are three
 DEPTH = min(1_000_000, BIG - 200)
-BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgresql").split(",")
+BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgresql,citus").split(",")
 RESULTS = Path(__file__).resolve().parent / "results.md"
 LIST = "/v1/shop.Etelecom/ListCallLogs"
 # The floor reads the columns a call log is made of, as a plain server would, and encodes them.
-# (The service itself reads each call's document, rendered when the call was stored.)
-WIRE_COLUMNS = CallLog.__struct_fields__
+# (The service itself reads each call's document, rendered when the call was stored.) Fields
+# made at read time (the recordings not yet uploaded) are no column.
+WIRE_COLUMNS = tuple(name for name in CallLog.__struct_fields__ if name in call_logs.c)
 
 
 def scenarios(t: TenantInfo) -> dict[str, tuple[dict[str, Any], CallLogQuery]]:
@@ -166,7 +168,7 @@ def page_sql(
 ) -> Statements:
     """The statements of a page as ``calllogs.repository.fetch_page`` runs them."""
     lookup, edge = None, None
-    if key is None and floor.data.backend == "postgresql":
+    if key is None and floor.data.backend != "sqlite":
         statement, values = edge_start(tenant, query, descending=True)
         lookup = floor.sql(statement.params(values))
         edge = floor.fetch(*lookup)[0][0]
@@ -348,6 +350,9 @@ def handler_times(data: Dataset, key: str, body: bytes) -> list[float]:
 
 
 def bench(data: Dataset) -> dict[str, Any]:
+    """Every row of the table for SQLite and PostgreSQL; for Citus the pages, the load runs
+    and ingest (its column compares those with PostgreSQL's)."""
+    full = data.backend != "citus"
     big = data.tenants[0]
     floor = Floor(data)
     out: dict[str, Any] = {"backend": data.backend, "rows": {}}
@@ -417,21 +422,8 @@ def bench(data: Dataset) -> dict[str, Any]:
             log(
                 f"{data.backend} {name:>22}: floor p50 {pct(floor_ms, 0.5):7.2f} ms  api p50 {pct(api_ms, 0.5):7.2f} p99 {pct(api_ms, 0.99):7.2f} ms"
             )
-        log(f"{data.backend}: change feed")
-        out["feed"] = feed_pages(base, big, secret)
-        log(f"{data.backend} change feed: {out['feed']}")
-        log(f"{data.backend}: export")
-        # Twice: the first reads whatever of the tenant's rows the page cache lacks (the other
-        # rows evicted some), the second runs from memory; docs/performance.md explains the gap.
-        out["export"] = export_rate(base, big, pids[0])
-        out["export_again"] = export_rate(base, big, pids[0])
-        log(f"{data.backend} export: {out['export']}, again: {out['export_again']}")
-        log(f"{data.backend}: statistics")
-        out["stats"] = stats_timings(base, big, floor)
-        log(f"{data.backend} statistics: {out['stats']}")
-        log(f"{data.backend}: noisy neighbour")
-        out["noisy"] = noisy_neighbour(base, big, data.tenants[1])
-        log(f"{data.backend} noisy neighbour: {out['noisy']}")
+        if full:
+            out.update(served_extras(data, base, pids[0], floor, secret))
     documents = page_sql(floor, big.id, CallLogQuery(), None, columns=("started_at", "id", "doc"))
 
     def read_documents() -> bytes:
@@ -474,10 +466,10 @@ def bench(data: Dataset) -> dict[str, Any]:
     out["handler_ms"] = statistics.median(handler)
     out["handler_n"] = len(handler)
     log(f"{data.backend} handler in-process: {out['handler_ms']:.2f} ms ({len(handler)} pages)")
+    out["ingest"] = ingest(data)
+    for pbx, rate in out["ingest"].items():
+        log(f"{data.backend} ingest, {pbx} source ids: {rate[1]:.0f} / {rate[2]:.0f} calls/s")
     if data.backend == "sqlite":
-        out["ingest"] = ingest(data)
-        for pbx, rate in out["ingest"].items():
-            log(f"sqlite ingest, {pbx} source ids: {rate[1]:.0f} / {rate[2]:.0f} calls/s")
         from bench.webhooks import webhooks
 
         out["webhooks"] = webhooks(data)
@@ -486,6 +478,30 @@ def bench(data: Dataset) -> dict[str, Any]:
 
         out["recordings"] = recordings()
         log(f"recordings: {out['recordings']}")
+    return out
+
+
+def served_extras(
+    data: Dataset, base: str, pid: int, floor: Floor, secret: bytes
+) -> dict[str, Any]:
+    """The change feed, export, statistics and noisy-neighbour rows, from a running server."""
+    big = data.tenants[0]
+    out: dict[str, Any] = {}
+    log(f"{data.backend}: change feed")
+    out["feed"] = feed_pages(base, big, secret)
+    log(f"{data.backend} change feed: {out['feed']}")
+    log(f"{data.backend}: export")
+    # Twice: the first reads whatever of the tenant's rows the page cache lacks (the other
+    # rows evicted some), the second runs from memory; docs/performance.md explains the gap.
+    out["export"] = export_rate(base, big, pid)
+    out["export_again"] = export_rate(base, big, pid)
+    log(f"{data.backend} export: {out['export']}, again: {out['export_again']}")
+    log(f"{data.backend}: statistics")
+    out["stats"] = stats_timings(base, big, floor)
+    log(f"{data.backend} statistics: {out['stats']}")
+    log(f"{data.backend}: noisy neighbour")
+    out["noisy"] = noisy_neighbour(base, big, data.tenants[1])
+    log(f"{data.backend} noisy neighbour: {out['noisy']}")
     return out
 
 
@@ -748,11 +764,16 @@ def ingest(data: Dataset) -> dict[str, dict[int, float]]:
 
 def forget_calls(data: Dataset) -> None:
     """Delete the calls of the bench's scratch tenants (this run's, and any earlier run's)."""
-    with sqlite3.connect(data.url.removeprefix("sqlite:///")) as db:
-        db.execute(
-            "DELETE FROM call_logs"
-            " WHERE tenant_id IN (SELECT id FROM tenants WHERE name LIKE 'ingest bench%')"
-        )
+    scratch = "SELECT id FROM tenants WHERE name LIKE 'ingest bench%'"
+    if data.backend == "sqlite":
+        with sqlite3.connect(data.url.removeprefix("sqlite:///")) as db:
+            db.execute(f"DELETE FROM call_logs WHERE tenant_id IN ({scratch})")
+        return
+    from tests.harness import run_sql
+
+    # Tenant by tenant: on Citus a DELETE whose tenants come from a subquery is refused.
+    for (tenant_id,) in run_sql(data.url, scratch):
+        run_sql(data.url, "DELETE FROM call_logs WHERE tenant_id = :t", t=tenant_id)
 
 
 def _ms(value: float | None) -> str:
@@ -773,6 +794,8 @@ def table(results: list[dict[str, Any]]) -> str:
         f"{REQUESTS} requests per row (OFFSET: {OFFSET_REQUESTS}). 2 cores. Times in ms.\n"
     ]
     for r in results:
+        if r["backend"] == "citus":
+            continue
         rows = r["rows"]
         first = rows["first page"]
         deep = rows[f"page {DEPTH:,} deep"]
@@ -829,42 +852,93 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"| a 50 MB recording to 20 clients at once: MB/s in all, server RSS idle → peak | {served['concurrent_mb_s']:.0f} MB/s, {served['rss_idle_mb']:.0f} → {served['rss_peak_mb']:.0f} MB | ≤ 200 MB, flat |",
                 f"| a 64 KiB Range in the middle of a 50 MB recording: time to first byte p50 / max | {served['ttfb_p50_ms']:.1f} / {served['ttfb_max_ms']:.1f} ms | |",
             ]
+    lines += citus_table(results)
     return "\n".join(lines) + "\n"
+
+
+def citus_table(results: list[dict[str, Any]]) -> list[str]:
+    """Citus (a coordinator and two workers on this same machine) beside PostgreSQL."""
+    by_backend = {r["backend"]: r for r in results}
+    if "citus" not in by_backend:
+        return []
+    shown = [by_backend[name] for name in ("postgresql", "citus") if name in by_backend]
+
+    def row(label: str, value: Callable[[dict[str, Any]], str]) -> str:
+        return f"| {label} | " + " | ".join(value(r) for r in shown) + " |"
+
+    def ingest_rate(r: dict[str, Any], in_flight: int) -> str:
+        return " / ".join(f"{rates[in_flight]:,.0f}" for rates in r["ingest"].values())
+
+    first = "first page"
+    return [
+        "\n## citus\n",
+        "A coordinator and two workers on this machine (3 PostgreSQL servers sharing its 2 "
+        "cores), the same data as PostgreSQL's, distributed by tenant (32 shards per table).\n",
+        "| figure | " + " | ".join(r["backend"] for r in shown) + " |",
+        "|---|" + "---:|" * len(shown),
+        row("first page: API p50 / p99 (ms)",
+            lambda r: f"{r['rows'][first]['api_p50']:.2f} / {r['rows'][first]['api_p99']:.2f}"),
+        row("first page: floor p50 (ms), API/floor",
+            lambda r: f"{r['rows'][first]['floor_p50']:.2f}, "
+            f"{r['rows'][first]['api_p50'] / r['rows'][first]['floor_p50']:.2f}"),
+        row(f"page {DEPTH:,} deep: API p50 (ms)",
+            lambda r: f"{r['rows'][f'page {DEPTH:,} deep']['api_p50']:.2f}"),
+        row("worst filter p99 / first page p50 (API)",
+            lambda r: f"{max(v['api_p99'] for v in r['rows'].values()) / r['rows'][first]['api_p50']:.2f}"),
+        row("pages/s, 1 / 2 workers (median of 3 runs)",
+            lambda r: f"{r['pages_per_s_1']:,.0f} / {r['pages_per_s_2']:,.0f}"),
+        row("ingest, batches of 500, asterisk / freeswitch source ids: 1 worker (calls/s)",
+            lambda r: ingest_rate(r, 1)),
+        row("ingest, the same: 2 workers, 2 in flight (calls/s)", lambda r: ingest_rate(r, 2)),
+    ]  # fmt: skip
 
 
 def main() -> None:
     sizes = Sizes(total=CALLS, big=BIG)
     cluster = PostgresCluster(DATA / "pg").start() if "postgresql" in BACKENDS else None
+    # Coordinator and two workers on this machine; kept, as the PostgreSQL cluster is.
+    citus = CitusCluster(DATA / "citus", shard_count=32).start() if "citus" in BACKENDS else None
     try:
         builder = None
-        if cluster is not None:
-            sizes_name = cache_name("postgresql", sizes)
+        later: list[list[str]] = []
+        urls: dict[str, str] = {}
+        for name, kept in (("postgresql", cluster), ("citus", citus)):
+            if kept is None:
+                continue
+            sizes_name = cache_name(name, sizes)
             database = sizes_name.replace("-", "_")
-            url = cluster.url(database)  # the kept cluster listens on a new port each run
+            urls[name] = kept.url(database)
             if not (DATA / f"{sizes_name}.json").exists():
-                cluster.drop_database(database)  # a build that was cut short
-                cluster.create_database(database)
-                # Built by a second process while this one builds SQLite's (6 and 7.5 minutes
-                # side by side on 2 cores), so that a first run stays within its 15 minutes.
-                builder = subprocess.Popen(
-                    [sys.executable, "-m", "bench.data", url, str(CALLS), str(BIG)]
-                )
+                kept.drop_database(database)  # a build that was cut short
+                kept.create_database(database)
+                build = [sys.executable, "-m", "bench.data", urls[name], str(CALLS), str(BIG), name]
+                if name == "postgresql":
+                    # Built by a second process while this one builds SQLite's (6 and 7.5
+                    # minutes side by side on 2 cores), so that a first run stays within its
+                    # 15 minutes.
+                    builder = subprocess.Popen(build)
+                else:  # Citus's after them, on its own
+                    later.append(build)
         results = []
         if "sqlite" in BACKENDS:
             log("sqlite: data set")
             sqlite_data = build_sqlite(sizes)
         if builder is not None and builder.wait() != 0:
             raise RuntimeError("building the PostgreSQL data set failed")
+        for build in later:
+            log(f"{build[-1]}: data set")
+            subprocess.run(build, check=True)
         if "sqlite" in BACKENDS:
             results.append(bench(sqlite_data))
-        if cluster is not None:
-            log("postgresql: data set")
-            data = build_postgres(sizes, url)
+        for name, url in urls.items():
+            log(f"{name}: data set")
+            data = build_postgres(sizes, url, backend=name)
             data.url = url
             results.append(bench(data))
     finally:
-        if cluster is not None:
-            cluster.stop()
+        for kept in (cluster, citus):
+            if kept is not None:
+                kept.stop()
     text = table(results)
     RESULTS.write_text(text)
     print(text)
