@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -31,28 +32,30 @@ def scoped_queries_only() -> Iterator[None]:
     assert not scope_check.violations, scope_check.violations
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster | None]:
-    if "postgresql" not in BACKENDS or os.environ.get("CALLHISTORY_TEST_POSTGRES_URL"):
+C = TypeVar("C", PostgresCluster, CitusCluster)
+
+
+def _running(cluster: C | None) -> Iterator[C | None]:
+    """A session's own server: started, handed out, stopped at the end (None: not wanted)."""
+    if cluster is None:
         yield None
         return
-    cluster = PostgresCluster().start()
+    cluster.start()
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster | None]:
+    wanted = "postgresql" in BACKENDS and not os.environ.get("CALLHISTORY_TEST_POSTGRES_URL")
+    yield from _running(PostgresCluster() if wanted else None)
 
 
 @pytest.fixture(scope="session")
 def citus() -> Iterator[CitusCluster | None]:
-    if "citus" not in BACKENDS:
-        yield None
-        return
-    cluster = CitusCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _running(CitusCluster() if "citus" in BACKENDS else None)
 
 
 @pytest.fixture(scope="session")
