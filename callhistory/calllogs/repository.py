@@ -75,6 +75,7 @@ class _Shape(NamedTuple):
     hotlines: int
     members: bool  # the department's users, once resolved (a list parameter)
     keyed: bool
+    limit: int | None  # in the SQL itself (``_kept_plan``); else a bind parameter
     sort: str
     forward: bool
     inclusive: bool
@@ -139,6 +140,7 @@ def page_statement(
         hotlines=_listed(q.hotline_ids),
         members=q.members is not None,
         keyed=key is not None,
+        limit=limit if _kept_plan(q) else None,
         sort=sort,
         forward=forward,
         inclusive=inclusive,
@@ -146,6 +148,27 @@ def page_statement(
         late_columns=late_columns,
     )
     return _statement(shape), values
+
+
+_UNFILTERED = CallLogQuery()
+
+
+def _kept_plan(query: CallLogQuery) -> bool:
+    """Whether a page's statement gets a plan made once and kept (``Backend.kept_plans``): an
+    unfiltered one, whose plan no value changes once its LIMIT is written in the SQL (as a
+    parameter, the planner takes it for a tenth of the rows, and plans anew at every call what
+    it found cheaper with the value). A filter's plan depends on its values (how many calls
+    match), so it is planned with them each time."""
+    return query == _UNFILTERED
+
+
+def starts_at_edge(store: Backend, query: CallLogQuery, *, sort: str, key: Key | None) -> bool:
+    """Whether a page's walk starts at the month of the tenant's first call its way, looked up
+    first (``edge_start``): a first page along started_at over monthly partitions, unless it
+    is one statement with a kept plan."""
+    if key is not None or not _walks_started_at(store, sort):
+        return False
+    return not (store.kept_plans and _kept_plan(query))
 
 
 def _listed(ids: tuple[int, ...]) -> int:
@@ -241,7 +264,11 @@ def _statement(shape: _Shape) -> sa.Select[Any]:
         )
     branches, extra = _branches(shape)
     conds += extra
-    limit = sa.bindparam("limit", type_=sa.Integer)
+    limit: sa.ColumnElement[Any] = (
+        sa.bindparam("limit", type_=sa.Integer)
+        if shape.limit is None
+        else sa.literal_column(str(int(shape.limit)))
+    )
 
     def ordered(
         select: sa.Select[Any], col: sa.ColumnElement[int], id_: sa.ColumnElement[int]
@@ -292,12 +319,14 @@ async def fetch_page(
 ) -> list[Sequence[Any]]:
     """Up to ``limit`` rows of (sort value, id, rendered document) beyond ``key``.
 
-    On PostgreSQL a walk along ``started_at`` reads month by month, from the month of the key or
-    of the tenant's first call that way (see ``walk_windows``): over every monthly partition at
-    once, PostgreSQL plans the statement anew for each page, which costs more than the read.
+    Over monthly partitions a walk along ``started_at`` reads month by month (see
+    ``walk_windows``), from the month of the key or of the tenant's first call that way: a
+    statement over every month is planned anew at each call, at more cost than the read;
+    except an unfiltered first page where plans are kept (``starts_at_edge``).
     """
+    store = backend(conn)
     edge = None
-    if key is None and _walks_started_at(backend(conn), sort):
+    if starts_at_edge(store, query, sort=sort, key=key):
         found = await fetch(
             conn, *edge_start(tenant_id, query, descending=sort.startswith("-") == forward)
         )
@@ -306,7 +335,7 @@ async def fetch_page(
             return []
     rows: list[Sequence[Any]] = []
     statements = window_statements(
-        backend(conn),
+        store,
         tenant_id,
         query,
         sort=sort,
@@ -317,7 +346,8 @@ async def fetch_page(
         edge=edge,
     )
     for statement, values in statements:
-        rows += await fetch(conn, statement, {**values, "limit": limit - len(rows)})
+        found = await fetch(conn, statement, {**values, "limit": limit - len(rows)})
+        rows += found[: limit - len(rows)]  # a LIMIT in the SQL is the whole page's
         if len(rows) >= limit:
             break
     return rows
@@ -369,13 +399,21 @@ def walk_windows(
 ) -> list[Window]:
     """The bounds of started_at a page is read within, one after the other (``fetch_page``):
     from the month of ``key``, else of ``edge`` (the start of the tenant's first call in the
-    walk's direction, ``edge_start``)."""
+    walk's direction, ``edge_start``). The page is read as of that lookup: its first window
+    ends at ``edge``, so that it names one month (months made ahead for calls to come cost
+    planning time, empty as they are)."""
     anchor = key[0] if key is not None else edge
     if not _walks_started_at(store, sort) or anchor is None:
         return [(None, None)]
-    if sort.startswith("-") == forward:
-        return month_windows(anchor, query.date_from, step=-1)
-    return month_windows(anchor, query.date_to, step=1)
+    descending = sort.startswith("-") == forward
+    if descending:
+        windows = month_windows(anchor, query.date_from, step=-1)
+    else:
+        windows = month_windows(anchor, query.date_to, step=1)
+    if key is None:
+        low, high = windows[0]
+        windows[0] = (low, anchor + 1) if descending else (anchor, high)
+    return windows
 
 
 def edge_start(

@@ -28,6 +28,10 @@ class Backend:
     # tenants may read, but rows it locks must be locked tenant by tenant, and partitions are
     # detached in one step (DETACH … CONCURRENTLY is PostgreSQL's alone).
     sharded: bool = False
+    # A prepared statement whose plan no value changes is planned once per connection and kept
+    # (PostgreSQL's plan cache): an unfiltered first page is one statement over every month,
+    # at the cost of one month. (Citus plans each shard's statement anew at every call.)
+    kept_plans: bool = False
 
     @property
     def unique_source_ids(self) -> bool:
@@ -48,8 +52,9 @@ POSTGRESQL = Backend(
     monthly_partitions=True,
     serial_writers=False,
     late_columns=False,
+    kept_plans=True,
 )
-CITUS = replace(POSTGRESQL, name="citus", sharded=True)
+CITUS = replace(POSTGRESQL, name="citus", sharded=True, kept_plans=False)
 _BY_NAME = {backend.name: backend for backend in (SQLITE, POSTGRESQL, CITUS)}
 # Set in a PostgreSQL connection's ``info`` when its database has the citus extension.
 SHARDED = "callhistory_citus"
