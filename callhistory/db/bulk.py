@@ -1,4 +1,5 @@
-"""Multi-row INSERTs compiled once per (table, columns, row count) and run on the driver.
+"""Multi-row INSERTs (and upserts) compiled once per (table, columns, row count) and run on the
+driver.
 
 SQLAlchemy's generic executemany builds a parameter dict per row, and a row-by-row
 executemany hands the GIL back and forth once per row; on ingest's hot path both cost more
@@ -15,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from callhistory.db.backend import backend
+
 # Rows per INSERT: at most 100, and within both backends' 32,766 parameters.
 ROWS = 100
 _MAX_PARAMETERS = 32_000
@@ -26,6 +29,30 @@ def insert_sql(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...], cou
     row by row, in that column order (which must be the table's)."""
     statement = table.insert().values(
         [{name: sa.bindparam(f"{name}_{i}") for name in names} for i in range(count)]
+    )
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    expected = [f"{name}_{i}" for i in range(count) for name in names]
+    assert list(compiled.positiontup or []) == expected, "columns out of the table's order"
+    return str(compiled)
+
+
+@lru_cache(maxsize=256)
+def upsert_sql(
+    dialect: sa.Dialect,
+    table: sa.Table,
+    names: tuple[str, ...],
+    count: int,
+    keys: tuple[str, ...],
+    updates: tuple[str, ...],
+) -> str:
+    """As ``insert_sql``, and a row whose ``keys`` are stored already gets ``updates`` from it."""
+    values: list[dict[str, Any]] = [
+        {name: sa.bindparam(f"{name}_{i}") for name in names} for i in range(count)
+    ]
+    insert = backend(dialect.name).insert(table).values(values)
+    statement = insert.on_conflict_do_update(
+        index_elements=list(keys), set_={name: insert.excluded[name] for name in updates}
     )
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
@@ -49,4 +76,22 @@ async def insert_rows(
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
         sql = insert_sql(conn.dialect, table, names, len(chunk))
+        await conn.exec_driver_sql(sql, tuple([v for row in chunk for v in row]))
+
+
+async def upsert_rows(
+    conn: AsyncConnection,
+    table: sa.Table,
+    names: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    *,
+    keys: tuple[str, ...],
+    updates: tuple[str, ...],
+) -> None:
+    """Insert ``rows`` (as ``insert_rows``); those whose ``keys`` are stored replace ``updates``.
+    A chunk must not hold one key twice."""
+    size = rows_per_insert(names)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        sql = upsert_sql(conn.dialect, table, names, len(chunk), keys, updates)
         await conn.exec_driver_sql(sql, tuple([v for row in chunk for v in row]))

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callhistory.db.backend import backend
+from callhistory.db import bulk
 from callhistory.db.engine import ALL_TENANTS, fetch
 from callhistory.db.tables import (
     call_logs,
@@ -50,11 +50,10 @@ def _sums(row: Sequence[Any]) -> Sums:
     )
 
 
-def _values(sums: Sums) -> dict[str, Any]:
-    return {
-        **{name: getattr(sums, name) for name in _MEASURES},
-        "wait_hist": json.dumps({str(k): v for k, v in sorted(sums.hist.items())}),
-    }
+def _values(sums: Sums) -> tuple[Any, ...]:
+    """The ``_READ`` columns of ``sums``, in that order."""
+    hist = json.dumps({str(k): v for k, v in sorted(sums.hist.items())})
+    return (*(getattr(sums, name) for name in _MEASURES), hist)
 
 
 async def add_days(conn: AsyncConnection, *, tenant_id: int, delta: Mapping[DayKey, Sums]) -> None:
@@ -107,7 +106,7 @@ async def _write(
     current: Mapping[Any, Sums],
     delta: Mapping[Any, Sums],
 ) -> None:
-    upserts: list[dict[str, Any]] = []
+    upserts: list[tuple[Any, ...]] = []
     gone: list[Any] = []
     for key, change in delta.items():
         sums = current.get(key) or Sums()
@@ -115,18 +114,15 @@ async def _write(
         if sums.calls < 0:
             raise Inconsistent(f"statistics of tenant {tenant_id} would go below zero at {key}")
         if sums.calls:
-            upserts.append(
-                {"tenant_id": tenant_id, **dict(zip(names, key, strict=True)), **_values(sums)}
-            )
+            upserts.append((tenant_id, *key, *_values(sums)))
         elif key in current:
             gone.append(key)
-    if upserts:
-        statement = backend(conn).insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["tenant_id", *names],
-            set_={name: statement.excluded[name] for name in _READ},
+    if upserts:  # the table's columns: tenant_id, the key's, then _READ's
+        order = ("tenant_id", *names, *_READ)
+        assert order == tuple(col.name for col in table.columns), table.name
+        await bulk.upsert_rows(
+            conn, table, order, upserts, keys=("tenant_id", *names), updates=_READ
         )
-        await conn.execute(statement, upserts)
     if gone:
         columns = [table.c[name] for name in names]
         await conn.execute(
