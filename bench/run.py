@@ -151,11 +151,7 @@ class Floor:
     def best(self, key: tuple[int, int] | None) -> bytes:
         """The best possible read of the large tenant's page on PostgreSQL: its calls in one
         table (``one_table``) with one (tenant_id, started_at, id) index, keyset."""
-        past = "AND (started_at, id) < ($2, $3)" if key else ""
-        sql = (
-            f"SELECT {', '.join(WIRE_COLUMNS)} FROM {ONE_TABLE} WHERE tenant_id = $1 {past} "
-            "ORDER BY started_at DESC, id DESC LIMIT 101"
-        )
+        sql = _BEST_DEEP if key else _BEST_FIRST
         params = [self.data.tenants[0].id, *(key or ())]
         rows = self.loop.run_until_complete(self.pg.fetch(sql, *params))
         return orjson.dumps([dict(zip(WIRE_COLUMNS, row)) for row in rows])
@@ -197,6 +193,9 @@ Statements = tuple[tuple[str, list[Any]] | None, list[tuple[str, list[Any]]]]
 
 # The best floor's table: not the service's; its statements never read it.
 ONE_TABLE = "bench_one_table"
+_BEST = f"SELECT {', '.join(WIRE_COLUMNS)} FROM {ONE_TABLE} WHERE tenant_id = $1 {{}} "
+_BEST += "ORDER BY started_at DESC, id DESC LIMIT 101"
+_BEST_FIRST, _BEST_DEEP = _BEST.format(""), _BEST.format("AND (started_at, id) < ($2, $3)")
 
 
 def page_sql(
@@ -841,9 +840,10 @@ def _realistic(rng: random.Random, source: str, start: dt.datetime, customer: st
     }
     if answered:
         day = start.strftime("%Y/%m/%d")
-        call["recording_urls"] = [f"https://pbx.example.vn/recordings/{day}/{source}.wav"] * (
-            1 if rng.random() < 0.9 else 2
-        )
+        parts = 1 if rng.random() < 0.9 else 2
+        call["recording_urls"] = [
+            f"https://pbx.example.vn/recordings/{day}/{source}-{part}.wav" for part in range(parts)
+        ]
     if rng.random() < 0.05:
         call["external_id"] = f"sdk-{rng.randrange(10**9)}"
         call["external_session_id"] = f"sess-{rng.randrange(10**9)}"

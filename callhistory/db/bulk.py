@@ -23,18 +23,28 @@ ROWS = 100
 _MAX_PARAMETERS = 32_000
 
 
-@lru_cache(maxsize=256)
-def insert_sql(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...], count: int) -> str:
-    """An INSERT of ``count`` rows of ``names`` in the driver's own SQL; its parameters go
-    row by row, in that column order (which must be the table's)."""
-    statement = table.insert().values(
-        [{name: sa.bindparam(f"{name}_{i}") for name in names} for i in range(count)]
-    )
+def _rows(names: tuple[str, ...], count: int) -> list[dict[str, Any]]:
+    """The VALUES of ``count`` rows: one bind parameter per column and row."""
+    return [{name: sa.bindparam(f"{name}_{i}") for name in names} for i in range(count)]
+
+
+def _driver_sql(
+    statement: sa.ClauseElement, dialect: sa.Dialect, names: tuple[str, ...], count: int
+) -> str:
+    """``statement`` in the driver's SQL, checked to take its parameters row by row in
+    ``names``' order."""
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     expected = [f"{name}_{i}" for i in range(count) for name in names]
     assert list(compiled.positiontup or []) == expected, "columns out of the table's order"
     return str(compiled)
+
+
+@lru_cache(maxsize=256)
+def insert_sql(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...], count: int) -> str:
+    """An INSERT of ``count`` rows of ``names`` in the driver's own SQL; its parameters go
+    row by row, in that column order (which must be the table's)."""
+    return _driver_sql(table.insert().values(_rows(names, count)), dialect, names, count)
 
 
 @lru_cache(maxsize=256)
@@ -47,18 +57,11 @@ def upsert_sql(
     updates: tuple[str, ...],
 ) -> str:
     """As ``insert_sql``, and a row whose ``keys`` are stored already gets ``updates`` from it."""
-    values: list[dict[str, Any]] = [
-        {name: sa.bindparam(f"{name}_{i}") for name in names} for i in range(count)
-    ]
-    insert = backend(dialect.name).insert(table).values(values)
+    insert = backend(dialect.name).insert(table).values(_rows(names, count))
     statement = insert.on_conflict_do_update(
         index_elements=list(keys), set_={name: insert.excluded[name] for name in updates}
     )
-    compiled = statement.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler)
-    expected = [f"{name}_{i}" for i in range(count) for name in names]
-    assert list(compiled.positiontup or []) == expected, "columns out of the table's order"
-    return str(compiled)
+    return _driver_sql(statement, dialect, names, count)
 
 
 def rows_per_insert(names: Sequence[str]) -> int:

@@ -29,6 +29,9 @@ _READ = (*_MEASURES, "wait_hist")
 _DAY_KEY = ("day", "dim", "value")
 _CHUNK = 5000
 _CALL_COLUMNS = tuple(call_logs.c[name] for name in CALL_FIELDS)
+# ``_write`` sends a row as the tenant, its key, then ``_READ``: the tables' column order.
+for _table, _key in ((call_stats_days, _DAY_KEY), (call_stats_hours, ("hour",))):
+    assert tuple(c.name for c in _table.columns) == ("tenant_id", *_key, *_READ), _table.name
 
 
 class Inconsistent(Exception):
@@ -117,9 +120,8 @@ async def _write(
             upserts.append((tenant_id, *key, *_values(sums)))
         elif key in current:
             gone.append(key)
-    if upserts:  # the table's columns: tenant_id, the key's, then _READ's
-        order = ("tenant_id", *names, *_READ)
-        assert order == tuple(col.name for col in table.columns), table.name
+    if upserts:
+        order = ("tenant_id", *names, *_READ)  # the table's own (checked at import)
         await bulk.upsert_rows(
             conn, table, order, upserts, keys=("tenant_id", *names), updates=_READ
         )
