@@ -58,7 +58,7 @@ LOAD_RUNS = 3  # the median counts
 HANDLER_SECONDS = float(os.environ.get("BENCH_HANDLER_SECONDS", 2))  # a burst; there are three
 DEPTH = min(1_000_000, BIG - 200)
 BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgresql,citus").split(",")
-# One part alone, printed and not written to results.md: "pages" or "ingest" (a quick look
+# One part alone, printed and not written to results.md: "pages", "ingest" or "import" (a quick look
 # while working on one path).
 ONLY = os.environ.get("BENCH_ONLY", "")
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -413,7 +413,9 @@ def bench(data: Dataset) -> dict[str, Any]:
     )
     deep_cursor = codec.encode(deep_key, forward=True)  # type: ignore[arg-type]
     if ONLY == "ingest":
-        return {"backend": data.backend, "ingest": ingest(data)}
+        return {"backend": data.backend, "ingest": ingest(data), "import": import_rate(data)}
+    if ONLY == "import":
+        return {"backend": data.backend, "import": import_rate(data)}
     best = data.backend == "postgresql"  # partitioned, with the best floor beside it
     if best:
         floor.one_table()
@@ -521,6 +523,8 @@ def bench(data: Dataset) -> dict[str, Any]:
     out["ingest"] = ingest(data)
     for pbx, rate in out["ingest"].items():
         log(f"{data.backend} ingest, {pbx}: {rate[1]:.0f} / {rate[2]:.0f} calls/s")
+    out["import"] = import_rate(data)
+    log(f"{data.backend} import: {out['import']}")
     if data.backend == "sqlite":
         from bench.webhooks import webhooks
 
@@ -900,6 +904,37 @@ def ingest(data: Dataset) -> dict[str, dict[int, float]]:
     return rates
 
 
+IMPORT_CALLS = int(os.environ.get("BENCH_IMPORT_CALLS", 100_000))
+
+
+def import_rate(data: Dataset) -> dict[str, float]:
+    """Calls/s of ``callhistory import jsonl`` (the command, as an operator runs it: start-up
+    included) of two years of corpus-shaped calls in no order into a new tenant, then of the
+    same file again (every call already stored: nothing written)."""
+    from tests.harness import new_tenant
+
+    tenant = new_tenant(data.url, name="ingest bench import")
+    rates: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "calls.jsonl"
+        with path.open("wb") as out:
+            for b in range(IMPORT_CALLS // 500):
+                for call in msgspec.json.decode(
+                    ingest_batch(10_000 + b, "freeswitch", "realistic", "backfill")
+                )["call_logs"]:
+                    out.write(msgspec.json.encode(call) + b"\n")
+        command = [str(Path(sys.executable).parent / "callhistory"), "import", "jsonl"]
+        command += [str(path), "--tenant", tenant.id, "--database", data.url, "--json"]
+        try:
+            for run in ("first", "again"):
+                began = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True, timeout=1800)
+                rates[run] = IMPORT_CALLS / (time.perf_counter() - began)
+        finally:
+            forget_calls(data)
+    return rates
+
+
 def forget_calls(data: Dataset) -> None:
     """Delete the calls of the bench's scratch tenants (this run's, and any earlier run's)."""
     scratch = "SELECT id FROM tenants WHERE name LIKE 'ingest bench%'"
@@ -985,6 +1020,11 @@ def table(results: list[dict[str, Any]]) -> str:
         for pbx, rate in r.get("ingest", {}).items():
             lines.append(
                 f"| ingest through IngestCallLogs (batches of 500), {pbx}: 1 worker, 1 in flight / 2 workers, 2 in flight | {rate[1]:.0f} / {rate[2]:.0f} calls/s | {ingest_target(r['backend'], pbx)} |"
+            )
+        imported = r.get("import")
+        if imported:
+            lines.append(
+                f"| `callhistory import jsonl` of {IMPORT_CALLS:,} corpus-shaped calls, two years in no order, into a new tenant: first / again (all stored) | {imported['first']:,.0f} / {imported['again']:,.0f} calls/s | {'≥ 20,000' if r['backend'] == 'postgresql' else ''} |"
             )
         hooks = r.get("webhooks")
         if hooks:
