@@ -665,9 +665,7 @@ def import_asterisk_csv(
         if not valid_zone(zone_name):
             raise InvalidArgument("timezone", f"unknown time zone {zone_name!r}")
         records = files.asterisk_records(file, tz=zone_name, progress=progress)
-        return await files.run_import(
-            db, tenant_id=tenant_id, records=records, store=files.store_legs
-        )
+        return await files.run_import(db, tenant_id=tenant_id, records=records, store=files.LEGS)
 
     _import(file, tenant, database, as_json, run)
 
@@ -692,9 +690,7 @@ def import_freeswitch_dir(
 
     async def run(db: Store, tenant_id: int, progress: Callable[[int], None]) -> ImportReport:
         records = files.freeswitch_records(paths, progress=progress)
-        return await files.run_import(
-            db, tenant_id=tenant_id, records=records, store=files.store_legs
-        )
+        return await files.run_import(db, tenant_id=tenant_id, records=records, store=files.LEGS)
 
     _import(
         directory,
@@ -718,9 +714,7 @@ def import_jsonl(
 
     async def run(db: Store, tenant_id: int, progress: Callable[[int], None]) -> ImportReport:
         records = files.jsonl_records(file, progress=progress)
-        return await files.run_import(
-            db, tenant_id=tenant_id, records=records, store=files.store_items
-        )
+        return await files.run_import(db, tenant_id=tenant_id, records=records, store=files.ITEMS)
 
     _import(file, tenant, database, as_json, run)
 

@@ -77,3 +77,31 @@ def test_a_line_that_is_not_utf8_is_rejected_by_number(
     assert "imported 2, updated 0, unchanged 0, rejected 1" in result.output
     assert "Traceback" not in result.output
     assert sorted(r["note"] for p in api.walk(tenant.read, {}) for r in p) == ["u1", "u3"]
+
+
+def test_refused_calls_in_a_large_import_are_reported_by_line_and_the_rest_stored(
+    api: Api, tenant: Tenant, database_url: str, tmp_path: Path
+) -> None:
+    """An import larger than one batch (PostgreSQL's are 5,000 calls) with calls the service
+    refuses here and there: each refused one is reported by its line, every other one stored
+    once."""
+    total, refused = 5_200, {3, 1_700, 4_999}
+    lines = [
+        item(f"big-{n}", started_at="1999-01-01T00:00:00Z")
+        if n in refused
+        else item(
+            f"big-{n}", started_at=f"2025-05-{1 + n % 28:02d}T09:{n % 60:02d}:00Z", note=str(n)
+        )
+        for n in range(1, total + 1)
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = CliRunner().invoke(
+        app, ["import", "jsonl", str(path), "--tenant", tenant.id, "--database", database_url]
+    )
+    assert result.exit_code == 1, result.output
+    for n in refused:
+        assert f"calls.jsonl:{n}: rejected: call_logs[" in result.output
+    assert f"imported {total - 3}, updated 0, unchanged 0, rejected 3" in result.output
+    stored = [r["note"] for p in api.walk(tenant.read, {"paging": {"limit": 1000}}) for r in p]
+    assert sorted(stored) == sorted(str(n) for n in range(1, total + 1) if n not in refused)

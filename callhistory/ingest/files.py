@@ -7,6 +7,7 @@ idempotent, so an import killed midway and run again ends with every call stored
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections import Counter
@@ -14,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callhistory.db.engine import Database
 from callhistory.db.work import Work, unit_of_work
@@ -24,7 +27,11 @@ from callhistory.keys import service as keys
 from callhistory.kit.errors import InvalidArgument
 from callhistory.principal import Principal
 
-BATCH = 500
+# Calls per transaction. SQLite's writers take turns: a batch holds the one write lock briefly.
+# On PostgreSQL a larger batch spreads what each one costs whatever its size (the statistics
+# of the days it touches, read and written once; a COPY; the lookups) over more calls
+# (docs/performance.md).
+BATCH = {"sqlite": 500, "postgresql": 5_000}
 T = TypeVar("T")
 
 
@@ -43,8 +50,18 @@ class ImportReport:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-Store = Callable[[Work, Principal, list[T]], Awaitable[list[service.Stored]]]
+P = TypeVar("P")
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Store(Generic[T, P]):
+    """How an import stores a batch: ``prepare`` reads and checks it (no write, no lock),
+    ``write`` stores what that made in one write transaction. The next batch is prepared
+    while one is written: the database's work and this process's overlap."""
+
+    prepare: Callable[[AsyncConnection, Principal, list[T]], Awaitable[P]]
+    write: Callable[[Work, Principal, P], Awaitable[list[service.Stored]]]
 
 
 class _Counting(io.RawIOBase):
@@ -64,7 +81,7 @@ class _Counting(io.RawIOBase):
 
 
 def _batches(
-    records: Iterable[Record[T] | tuple[int, str]], report: ImportReport
+    records: Iterable[Record[T] | tuple[int, str]], report: ImportReport, size: int
 ) -> Iterator[list[Record[T]]]:
     batch: list[Record[T]] = []
     for record in records:
@@ -72,7 +89,7 @@ def _batches(
             report.rejected.append(record)
             continue
         batch.append(record)
-        if len(batch) >= BATCH:
+        if len(batch) >= size:
             yield batch
             batch = []
     if batch:
@@ -84,29 +101,98 @@ async def run_import(
     *,
     tenant_id: int,
     records: Iterable[Record[T] | tuple[int, str]],
-    store: Store[T],
+    store: Store[T, P],
 ) -> ImportReport:
     report = ImportReport()
-    for batch in _batches(records, report):
-        while batch:
+    batches = _batches(records, report, BATCH[db.dialect])
+
+    async def prepare() -> tuple[list[Record[T]], Principal, P | InvalidArgument] | None:
+        batch = next(batches, None)
+        if batch is None:
+            return None
+        async with unit_of_work(db, write=False) as work:
+            principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
             try:
-                async with unit_of_work(db, write=True) as work:
-                    principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
-                    stored = await store(work, principal, [r.payload for r in batch])
+                return batch, principal, await store.prepare(work.read, principal, _payloads(batch))
             except InvalidArgument as error:
-                bad = error.meta.get("source_id")
-                if bad is None:
-                    raise
-                report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
-                batch = [r for r in batch if r.source_id != bad]
+                return batch, principal, error
+
+    ahead = asyncio.create_task(prepare())
+    try:
+        while (prepared := await ahead) is not None:
+            batch, principal, made = prepared
+            ahead = asyncio.create_task(prepare())
+            if isinstance(made, InvalidArgument):
+                await _retry(db, tenant_id, batch, store, report, made)
                 continue
-            counts = Counter({one.source_id: one.outcome for one in stored}.values())
-            report.imported += counts["created"]
-            report.updated += counts["updated"]
-            report.unchanged += counts["unchanged"] + counts["erased"]
-            break
+            async with unit_of_work(db, write=True) as work:
+                stored = await store.write(work, principal, made)
+            _count(report, stored)
+    finally:
+        ahead.cancel()
     report.rejected.sort()
     return report
+
+
+def _payloads(batch: list[Record[T]]) -> list[T]:
+    return [record.payload for record in batch]
+
+
+def _count(report: ImportReport, stored: list[service.Stored]) -> None:
+    counts = Counter({one.source_id: one.outcome for one in stored}.values())
+    report.imported += counts["created"]
+    report.updated += counts["updated"]
+    report.unchanged += counts["unchanged"] + counts["erased"]
+
+
+async def _retry(
+    db: Database,
+    tenant_id: int,
+    batch: list[Record[T]],
+    store: Store[T, P],
+    report: ImportReport,
+    error: InvalidArgument,
+) -> None:
+    """A batch with a call the service refuses: that call is reported and the rest stored
+    (prepared and written together, in batches of ``BATCH["sqlite"]``: a file with many bad
+    calls is not checked whole again for each)."""
+    while True:
+        bad = error.meta.get("source_id")
+        if bad is None:
+            raise error
+        report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
+        batch = [r for r in batch if r.source_id != bad]
+        small = BATCH["sqlite"]
+        if len(batch) > small:
+            for start in range(0, len(batch), small):
+                await _store_whole(db, tenant_id, batch[start : start + small], store, report)
+            return
+        if not batch:
+            return
+        try:
+            async with unit_of_work(db, write=True) as work:
+                principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
+                made = await store.prepare(work.read, principal, _payloads(batch))
+                stored = await store.write(work, principal, made)
+        except InvalidArgument as again:
+            error = again
+            continue
+        _count(report, stored)
+        return
+
+
+async def _store_whole(
+    db: Database, tenant_id: int, batch: list[Record[T]], store: Store[T, P], report: ImportReport
+) -> None:
+    try:
+        async with unit_of_work(db, write=True) as work:
+            principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
+            made = await store.prepare(work.read, principal, _payloads(batch))
+            stored = await store.write(work, principal, made)
+    except InvalidArgument as error:
+        await _retry(db, tenant_id, batch, store, report, error)
+        return
+    _count(report, stored)
 
 
 def _csv_rows(path: Path) -> Iterator[list[str]]:
@@ -201,15 +287,29 @@ def jsonl_records(
             yield Record(line=number, source_id=item.source_id, payload=item)
 
 
-async def store_legs(
-    work: Work, principal: Principal, payloads: list[list[Leg]]
-) -> list[service.Stored]:
-    return await service.ingest_legs(
-        work, principal=principal, legs=[leg for legs in payloads for leg in legs]
-    )
+async def _all_legs(
+    read: AsyncConnection, principal: Principal, payloads: list[list[Leg]]
+) -> list[Leg]:
+    return [leg for legs in payloads for leg in legs]
 
 
-async def store_items(
-    work: Work, principal: Principal, payloads: list[IngestCallLog]
+async def _write_legs(work: Work, principal: Principal, legs: list[Leg]) -> list[service.Stored]:
+    return await service.ingest_legs(work, principal=principal, legs=legs)
+
+
+async def _prepare_items(
+    read: AsyncConnection, principal: Principal, items: list[IngestCallLog]
+) -> service.Batch:
+    return await service.prepare(read, principal=principal, items=items)
+
+
+async def _write_items(
+    work: Work, principal: Principal, batch: service.Batch
 ) -> list[service.Stored]:
-    return await service.ingest(work, principal=principal, items=payloads)
+    return await service.store(work, batch)
+
+
+# PBX legs are read back and merged with those stored before, under the tenant's lock: all of
+# their work is the write's. IngestCallLogs items are checked and rendered beforehand.
+LEGS: Store[list[Leg], list[Leg]] = Store(prepare=_all_legs, write=_write_legs)
+ITEMS: Store[IngestCallLog, service.Batch] = Store(prepare=_prepare_items, write=_write_items)

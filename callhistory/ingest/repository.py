@@ -143,8 +143,14 @@ async def insert_prepared(conn: AsyncConnection, inserts: Inserts) -> None:
 async def insert_many(
     conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Insert new calls."""
-    await insert_prepared(conn, prepare_inserts(conn, tenant_id=tenant_id, rows=rows))
+    """Insert new calls (on PostgreSQL by COPY, ``db.bulk.copy_rows``)."""
+    if not rows:
+        return
+    names = tuple(col.name for col in call_logs.columns if col.name in rows[0])
+    values = operator.itemgetter(*names)
+    await bulk.copy_rows(
+        conn, call_logs, ("tenant_id", *names), [(tenant_id, *values(row)) for row in rows]
+    )
 
 
 async def update_many(

@@ -239,6 +239,7 @@ class Batch(NamedTuple):
     now: int
     inserts: repository.Inserts | None
     timezone: str  # the tenant's, for its statistics' local days
+    added: rollups.Delta  # what the new calls add to the statistics, if all are stored as new
 
 
 async def ingest(
@@ -247,9 +248,27 @@ async def ingest(
     """Validate, attribute and render a batch on the unit of work's reads, then store it in
     its write transaction: on SQLite the write lock is held for the last steps alone, and
     another batch is prepared meanwhile."""
-    batch = await _prepare(work.read, principal=principal, items=items, field=field)
+    return await store(
+        work, await prepare(work.read, principal=principal, items=items, field=field)
+    )
+
+
+async def prepare(
+    read: AsyncConnection,
+    *,
+    principal: Principal,
+    items: list[IngestCallLog],
+    field: str = "call_logs",
+) -> Batch:
+    """``ingest``'s first step: the batch validated, attributed and rendered (nothing written;
+    one bad item raises, naming its field)."""
+    return await _prepare(read, principal=principal, items=items, field=field)
+
+
+async def store(work: Work, batch: Batch) -> list[Stored]:
+    """``ingest``'s second step: the prepared batch stored under the tenant's ingest lock."""
     conn = await work.write()
-    await repository.lock_for_ingest(conn, tenant_id=principal.tenant_id)
+    await repository.lock_for_ingest(conn, tenant_id=batch.tenant_id)
     return await _store_batch(conn, batch)
 
 
@@ -295,8 +314,22 @@ async def _prepare(
         read, tenant_id=tenant_id, source_ids=list(latest)
     ):
         inserts = repository.prepare_inserts(read, tenant_id=tenant_id, rows=list(new.values()))
+    # Summed now, outside the lock (an import prepares its next batch while one is written);
+    # used as it is when every call of the batch turns out new, as most do.
+    added = rollups.Delta(principal.timezone)
+    calls = list(new.values())
+    for start in range(0, len(calls), _YIELD_EVERY):
+        added.add(calls[start : start + _YIELD_EVERY])
+        await asyncio.sleep(0)
     return Batch(
-        tenant_id, [row["source_id"] for row in rows], latest, new, now, inserts, principal.timezone
+        tenant_id,
+        [row["source_id"] for row in rows],
+        latest,
+        new,
+        now,
+        inserts,
+        principal.timezone,
+        added,
     )
 
 
@@ -322,9 +355,7 @@ async def _store_batch(
         first = await repository.take_seqs(conn, tenant_id=batch.tenant_id, count=len(new))
         inserted = await _insert_all(conn, repository.numbered(inserts, first))
         if inserted:
-            await rollups.apply(
-                conn, tenant_id=batch.tenant_id, timezone=batch.timezone, added=list(new.values())
-            )
+            await rollups.apply_delta(conn, tenant_id=batch.tenant_id, delta=batch.added)
             await webhooks.record(
                 conn,
                 tenant_id=batch.tenant_id,
@@ -341,6 +372,7 @@ async def _store_batch(
             new=new,
             now=batch.now,
             timezone=batch.timezone,
+            added=None if erased else batch.added,
         )
 
     def outcome(source_id: str) -> Stored:
@@ -375,9 +407,11 @@ async def _store(
     new: dict[str, dict[str, Any]],
     now: int,
     timezone: str,
+    added: rollups.Delta | None,
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Under the write lock: insert the calls not stored yet, rewrite those that changed, and
-    answer the stored ones (by source id) and the source ids of those rewritten."""
+    answer the stored ones (by source id) and the source ids of those rewritten. ``added``:
+    what ``new`` adds to the statistics, if already summed."""
     stored = await repository.find_by_source(conn, tenant_id=tenant_id, source_ids=list(latest))
     updates: list[dict[str, Any]] = []
     for source_id, old in stored.items():
@@ -397,13 +431,16 @@ async def _store(
             seq += 1
     await repository.insert_many(conn, tenant_id=tenant_id, rows=inserts)
     await repository.update_many(conn, tenant_id=tenant_id, rows=updates)
-    await rollups.apply(
-        conn,
-        tenant_id=tenant_id,
-        timezone=timezone,
-        removed=[stored[update["source_id"]] for update in updates],
-        added=[*inserts, *updates],
-    )
+    if added is not None and not stored:
+        await rollups.apply_delta(conn, tenant_id=tenant_id, delta=added)
+    else:
+        await rollups.apply(
+            conn,
+            tenant_id=tenant_id,
+            timezone=timezone,
+            removed=[stored[update["source_id"]] for update in updates],
+            added=[*inserts, *updates],
+        )
     await webhooks.record(
         conn,
         tenant_id=tenant_id,

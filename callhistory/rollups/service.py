@@ -111,6 +111,14 @@ async def apply(
     delta = Delta(timezone)
     delta.add(removed, -1)
     delta.add(added)
+    await apply_delta(conn, tenant_id=tenant_id, delta=delta)
+
+
+async def apply_delta(conn: AsyncConnection, *, tenant_id: int, delta: Delta) -> None:
+    """``apply`` with its sums added up beforehand (an ingest batch does that before it takes
+    the tenant's lock)."""
+    if not delta.days and not delta.hours:
+        return
     try:
         await repository.add_days(conn, tenant_id=tenant_id, delta=delta.days)
         await repository.add_hours(conn, tenant_id=tenant_id, delta=delta.hours)
