@@ -18,6 +18,7 @@ from typing import IO, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from callhistory.db.backend import backend
 from callhistory.db.engine import Database
 from callhistory.db.work import Work, unit_of_work
 from callhistory.ingest import asterisk_csv, freeswitch, jsonl, service
@@ -27,11 +28,12 @@ from callhistory.keys import service as keys
 from callhistory.kit.errors import InvalidArgument
 from callhistory.principal import Principal
 
-# Calls per transaction. SQLite's writers take turns: a batch holds the one write lock briefly.
-# On PostgreSQL a larger batch spreads what each one costs whatever its size (the statistics
-# of the days it touches, read and written once; a COPY; the lookups) over more calls
-# (docs/performance.md).
-BATCH = {"sqlite": 500, "postgresql": 5_000}
+# Calls per transaction. Where writers take turns (SQLite) a batch holds the one write lock
+# briefly; elsewhere a larger batch spreads what each one costs whatever its size (the
+# statistics of the days it touches, read and written once; a COPY; the lookups) over more
+# calls (docs/performance.md).
+SMALL_BATCH = 500
+BULK_BATCH = 10_000
 T = TypeVar("T")
 
 
@@ -104,7 +106,8 @@ async def run_import(
     store: Store[T, P],
 ) -> ImportReport:
     report = ImportReport()
-    batches = _batches(records, report, BATCH[db.dialect])
+    size = SMALL_BATCH if backend(db.dialect).serial_writers else BULK_BATCH
+    batches = _batches(records, report, size)
 
     async def prepare() -> tuple[list[Record[T]], Principal, P | InvalidArgument] | None:
         batch = next(batches, None)
@@ -154,18 +157,18 @@ async def _retry(
     error: InvalidArgument,
 ) -> None:
     """A batch with a call the service refuses: that call is reported and the rest stored
-    (prepared and written together, in batches of ``BATCH["sqlite"]``: a file with many bad
-    calls is not checked whole again for each)."""
+    (prepared and written together, in batches of ``SMALL_BATCH``: a file with many bad calls
+    is not checked whole again for each)."""
     while True:
         bad = error.meta.get("source_id")
         if bad is None:
             raise error
         report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
         batch = [r for r in batch if r.source_id != bad]
-        small = BATCH["sqlite"]
-        if len(batch) > small:
-            for start in range(0, len(batch), small):
-                await _store_whole(db, tenant_id, batch[start : start + small], store, report)
+        if len(batch) > SMALL_BATCH:
+            for start in range(0, len(batch), SMALL_BATCH):
+                part = batch[start : start + SMALL_BATCH]
+                await _store_whole(db, tenant_id, part, store, report)
             return
         if not batch:
             return
