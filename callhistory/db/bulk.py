@@ -89,9 +89,8 @@ async def copy_rows(
     rows: Sequence[Sequence[Any]],
 ) -> None:
     """Insert ``rows`` (as ``insert_rows``) in the caller's transaction: on PostgreSQL by one
-    binary COPY (no statement to parse, rows routed to their partitions by the server; about
-    twice the rows a second of multi-row INSERTs, docs/performance.md), elsewhere by
-    ``insert_rows``."""
+    binary COPY (no statement to parse; the server routes rows to their partitions), elsewhere
+    by ``insert_rows``."""
     if conn.dialect.name != "postgresql":
         await insert_rows(conn, table, names, rows)
         return

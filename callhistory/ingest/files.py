@@ -8,6 +8,7 @@ idempotent, so an import killed midway and run again ends with every call stored
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 from collections import Counter
@@ -105,6 +106,8 @@ async def run_import(
     records: Iterable[Record[T] | tuple[int, str]],
     store: Store[T, P],
 ) -> ImportReport:
+    """Store the records batch by batch, each in a transaction of its own, the next batch read
+    and prepared while one is written; what each record became, and the refused ones by line."""
     report = ImportReport()
     size = SMALL_BATCH if backend(db.dialect).serial_writers else BULK_BATCH
     batches = _batches(records, report, size)
@@ -126,13 +129,18 @@ async def run_import(
             batch, principal, made = prepared
             ahead = asyncio.create_task(prepare())
             if isinstance(made, InvalidArgument):
-                await _retry(db, tenant_id, batch, store, report, made)
+                batch = _without_refused(batch, made, report)
+                for start in range(0, len(batch), SMALL_BATCH):
+                    part = batch[start : start + SMALL_BATCH]
+                    await _store_whole(db, tenant_id, part, store, report)
                 continue
             async with unit_of_work(db, write=True) as work:
                 stored = await store.write(work, principal, made)
             _count(report, stored)
     finally:
         ahead.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await ahead
     report.rejected.sort()
     return report
 
@@ -148,54 +156,39 @@ def _count(report: ImportReport, stored: list[service.Stored]) -> None:
     report.unchanged += counts["unchanged"] + counts["erased"]
 
 
-async def _retry(
-    db: Database,
-    tenant_id: int,
-    batch: list[Record[T]],
-    store: Store[T, P],
-    report: ImportReport,
-    error: InvalidArgument,
-) -> None:
-    """A batch with a call the service refuses: that call is reported and the rest stored
-    (prepared and written together, in batches of ``SMALL_BATCH``: a file with many bad calls
-    is not checked whole again for each)."""
-    while True:
-        bad = error.meta.get("source_id")
-        if bad is None:
-            raise error
-        report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
-        batch = [r for r in batch if r.source_id != bad]
-        if len(batch) > SMALL_BATCH:
-            for start in range(0, len(batch), SMALL_BATCH):
-                part = batch[start : start + SMALL_BATCH]
-                await _store_whole(db, tenant_id, part, store, report)
-            return
-        if not batch:
-            return
-        try:
-            async with unit_of_work(db, write=True) as work:
-                principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
-                made = await store.prepare(work.read, principal, _payloads(batch))
-                stored = await store.write(work, principal, made)
-        except InvalidArgument as again:
-            error = again
-            continue
-        _count(report, stored)
-        return
+def _without_refused(
+    batch: list[Record[T]], error: InvalidArgument, report: ImportReport
+) -> list[Record[T]]:
+    """The batch without the call the service refused, which is reported."""
+    bad = error.meta.get("source_id")
+    if bad is None:
+        raise error
+    report.rejected += [(r.line, error.msg) for r in batch if r.source_id == bad]
+    return [r for r in batch if r.source_id != bad]
 
 
 async def _store_whole(
     db: Database, tenant_id: int, batch: list[Record[T]], store: Store[T, P], report: ImportReport
 ) -> None:
-    try:
-        async with unit_of_work(db, write=True) as work:
-            principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
-            made = await store.prepare(work.read, principal, _payloads(batch))
-            stored = await store.write(work, principal, made)
-    except InvalidArgument as error:
-        await _retry(db, tenant_id, batch, store, report, error)
+    """Prepare and write a batch in one unit of work, without the calls the service refuses
+    (reported; the rest tried again in batches of ``SMALL_BATCH``, so that a file with many
+    bad calls is not checked whole again for each)."""
+    while batch:
+        try:
+            async with unit_of_work(db, write=True) as work:
+                principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
+                made = await store.prepare(work.read, principal, _payloads(batch))
+                stored = await store.write(work, principal, made)
+        except InvalidArgument as error:
+            batch = _without_refused(batch, error, report)
+            if len(batch) > SMALL_BATCH:
+                for start in range(0, len(batch), SMALL_BATCH):
+                    part = batch[start : start + SMALL_BATCH]
+                    await _store_whole(db, tenant_id, part, store, report)
+                return
+            continue
+        _count(report, stored)
         return
-    _count(report, stored)
 
 
 def _csv_rows(path: Path) -> Iterator[list[str]]:
