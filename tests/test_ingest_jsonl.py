@@ -82,15 +82,17 @@ def test_a_line_that_is_not_utf8_is_rejected_by_number(
 def test_refused_calls_in_a_large_import_are_reported_by_line_and_the_rest_stored(
     api: Api, tenant: Tenant, database_url: str, tmp_path: Path
 ) -> None:
-    """An import larger than one batch (PostgreSQL's are 10,000 calls) with calls the service
-    refuses here and there: each refused one is reported by its line, every other one stored
-    once."""
+    """An import larger than one batch (PostgreSQL's are 10,000 calls), of calls over two
+    years (24 monthly partitions on PostgreSQL and Citus), with calls the service refuses here
+    and there: each refused one is reported by its line, every other one stored once."""
     total, refused = 10_200, {3, 1_700, 9_999}
     lines = [
         item(f"big-{n}", started_at="1999-01-01T00:00:00Z")
         if n in refused
         else item(
-            f"big-{n}", started_at=f"2025-05-{1 + n % 28:02d}T09:{n % 60:02d}:00Z", note=str(n)
+            f"big-{n}",
+            started_at=f"{2024 + n // 12 % 2}-{1 + n % 12:02d}-09T09:00:00Z",
+            note=str(n),
         )
         for n in range(1, total + 1)
     ]
