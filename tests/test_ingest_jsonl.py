@@ -82,9 +82,10 @@ def test_a_line_that_is_not_utf8_is_rejected_by_number(
 def test_refused_calls_in_a_large_import_are_reported_by_line_and_the_rest_stored(
     api: Api, tenant: Tenant, database_url: str, tmp_path: Path
 ) -> None:
-    """An import larger than one batch (PostgreSQL's are 10,000 calls), of calls over two
-    years (24 monthly partitions on PostgreSQL and Citus), with calls the service refuses here
-    and there: each refused one is reported by its line, every other one stored once."""
+    """An import larger than one batch (5,000 calls on SQLite, 10,000 on PostgreSQL), of calls
+    over two years (24 monthly partitions on PostgreSQL and Citus), with calls the service
+    refuses here and there: each refused one is reported by its line, every other one stored
+    once."""
     total, refused = 10_200, {3, 1_700, 9_999}
     lines = [
         item(f"big-{n}", started_at="1999-01-01T00:00:00Z")

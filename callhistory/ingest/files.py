@@ -29,12 +29,14 @@ from callhistory.keys import service as keys
 from callhistory.kit.errors import InvalidArgument
 from callhistory.principal import Principal
 
-# Calls per transaction. Where writers take turns (SQLite) a batch holds the one write lock
-# briefly; elsewhere a larger batch spreads what each one costs whatever its size (the
-# statistics of the days it touches, read and written once; a COPY; the lookups) over more
-# calls (docs/performance.md).
-SMALL_BATCH = 500
+# Calls per transaction. A larger batch spreads what each one costs whatever its size (the
+# statistics rows of the days it touches, read and written once; the lookups; a COPY) over more
+# calls; its write holds the tenant's lock (SQLite: the one write lock) for longer. Where
+# writers take turns (SQLite), 5,000 calls hold it ~0.6-0.8 s (docs/performance.md).
+SERIAL_BATCH = 5_000
 BULK_BATCH = 10_000
+# After a refused call, the rest of its batch goes on in batches of this size.
+SMALL_BATCH = 500
 T = TypeVar("T")
 
 
@@ -109,7 +111,7 @@ async def run_import(
     """Store the records batch by batch, each in a transaction of its own, the next batch read
     and prepared while one is written; what each record became, and the refused ones by line."""
     report = ImportReport()
-    size = SMALL_BATCH if backend(db.dialect).serial_writers else BULK_BATCH
+    size = SERIAL_BATCH if backend(db.dialect).serial_writers else BULK_BATCH
     batches = _batches(records, report, size)
 
     async def prepare() -> tuple[list[Record[T]], Principal, P | InvalidArgument] | None:
