@@ -356,6 +356,33 @@ def test_bad_rows_are_reported_with_their_line_and_do_not_stop_the_import(
     assert len(calls(api, tenant)) == 8
 
 
+def test_a_call_refused_when_its_rows_are_put_together_is_reported_and_the_rest_stored(
+    api: Api, tenant: Tenant, database_url: str, tmp_path: Path
+) -> None:
+    """A row that parses but makes a call the store refuses (a 100-digit caller): its line is
+    reported, the file's other calls are stored."""
+    rows = scenarios()
+    long_caller = "9" * 100
+    rows.insert(
+        2,
+        rows[0]
+        .replace("0912345678", long_caller)
+        .replace("1760408523.1", "1760408999.9")
+        .replace("2025-10-14 09:12:03", "2025-10-14 09:40:03"),
+    )
+    path = tmp_path / "Master.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = run_import(path, tenant, database_url)
+    assert result.exit_code == 1, result.output
+    assert "Master.csv:3: rejected: call_logs[" in result.output
+    assert "caller" in result.output
+    assert "imported 8, updated 0, unchanged 0, rejected 1" in result.output
+    assert "Traceback" not in result.output
+    stored = calls(api, tenant)
+    assert len(stored) == 8
+    assert all(call["caller"] != long_caller for call in stored)
+
+
 def test_import_killed_midway_and_rerun_stores_every_call_once(
     api: Api, database_url: str, tmp_path: Path
 ) -> None:

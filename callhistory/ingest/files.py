@@ -130,14 +130,15 @@ async def run_import(
         while (prepared := await ahead) is not None:
             batch, principal, made = prepared
             ahead = asyncio.create_task(prepare())
-            if isinstance(made, InvalidArgument):
-                batch = _without_refused(batch, made, report)
-                for start in range(0, len(batch), SMALL_BATCH):
-                    part = batch[start : start + SMALL_BATCH]
-                    await _store_whole(db, tenant_id, part, store, report)
+            try:
+                if isinstance(made, InvalidArgument):  # refused when prepared
+                    raise made
+                async with unit_of_work(db, write=True) as work:  # PBX legs: checked here
+                    stored = await store.write(work, principal, made)
+            except InvalidArgument as error:
+                batch = _without_refused(batch, error, report)
+                await _store_whole(db, tenant_id, batch, store, report)
                 continue
-            async with unit_of_work(db, write=True) as work:
-                stored = await store.write(work, principal, made)
             _count(report, stored)
     finally:
         ahead.cancel()
@@ -172,10 +173,15 @@ def _without_refused(
 async def _store_whole(
     db: Database, tenant_id: int, batch: list[Record[T]], store: Store[T, P], report: ImportReport
 ) -> None:
-    """Prepare and write a batch in one unit of work, without the calls the service refuses
-    (reported; the rest tried again in batches of ``SMALL_BATCH``, so that a file with many
-    bad calls is not checked whole again for each)."""
+    """Prepare and write what is left of a batch that held a refused call, in batches of
+    ``SMALL_BATCH`` (a file with many bad calls is not checked whole again for each), each in
+    one unit of work, without the further calls the service refuses (reported)."""
     while batch:
+        if len(batch) > SMALL_BATCH:
+            for start in range(0, len(batch), SMALL_BATCH):
+                part = batch[start : start + SMALL_BATCH]
+                await _store_whole(db, tenant_id, part, store, report)
+            return
         try:
             async with unit_of_work(db, write=True) as work:
                 principal = await keys.tenant_principal(work.read, tenant_id=tenant_id)
@@ -183,11 +189,6 @@ async def _store_whole(
                 stored = await store.write(work, principal, made)
         except InvalidArgument as error:
             batch = _without_refused(batch, error, report)
-            if len(batch) > SMALL_BATCH:
-                for start in range(0, len(batch), SMALL_BATCH):
-                    part = batch[start : start + SMALL_BATCH]
-                    await _store_whole(db, tenant_id, part, store, report)
-                return
             continue
         _count(report, stored)
         return
