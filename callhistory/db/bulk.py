@@ -8,7 +8,7 @@ than the database's own work (docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -68,6 +68,19 @@ def rows_per_insert(names: Sequence[str]) -> int:
     return max(1, min(ROWS, _MAX_PARAMETERS // len(names)))
 
 
+async def _in_chunks(
+    conn: AsyncConnection,
+    names: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    sql: Callable[[int], str],
+) -> None:
+    """Run ``sql(n)`` for each chunk of ``n`` rows, its parameters row after row."""
+    size = rows_per_insert(names)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        await conn.exec_driver_sql(sql(len(chunk)), tuple([v for row in chunk for v in row]))
+
+
 async def insert_rows(
     conn: AsyncConnection,
     table: sa.Table,
@@ -75,11 +88,7 @@ async def insert_rows(
     rows: Sequence[Sequence[Any]],
 ) -> None:
     """Insert ``rows`` (values in ``names``' order, the table's column order)."""
-    size = rows_per_insert(names)
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        sql = insert_sql(conn.dialect, table, names, len(chunk))
-        await conn.exec_driver_sql(sql, tuple([v for row in chunk for v in row]))
+    await _in_chunks(conn, names, rows, lambda n: insert_sql(conn.dialect, table, names, n))
 
 
 async def copy_rows(
@@ -114,8 +123,6 @@ async def upsert_rows(
 ) -> None:
     """Insert ``rows`` (as ``insert_rows``); those whose ``keys`` are stored replace ``updates``.
     A chunk must not hold one key twice."""
-    size = rows_per_insert(names)
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        sql = upsert_sql(conn.dialect, table, names, len(chunk), keys, updates)
-        await conn.exec_driver_sql(sql, tuple([v for row in chunk for v in row]))
+    await _in_chunks(
+        conn, names, rows, lambda n: upsert_sql(conn.dialect, table, names, n, keys, updates)
+    )

@@ -94,6 +94,12 @@ _INSERT_ROWS = 100
 Inserts = list[tuple[str, tuple[Any, ...], int]]
 
 
+def _columns(row: dict[str, Any]) -> tuple[str, ...]:
+    """The columns a row holds, in the table's order (change_seq last): the order of the
+    compiled VALUES and of a COPY's records."""
+    return tuple(col.name for col in call_logs.columns if col.name in row)
+
+
 def prepare_inserts(
     conn: AsyncConnection, *, tenant_id: int, rows: Sequence[dict[str, Any]]
 ) -> Inserts:
@@ -105,8 +111,7 @@ def prepare_inserts(
     """
     if not rows:
         return []
-    # The table's order (tenant_id first, change_seq last), the order of the compiled VALUES.
-    names = tuple(col.name for col in call_logs.columns if col.name in rows[0])
+    names = _columns(rows[0])
     assert names[-1] == "change_seq", "every row carries its change number, last"
     values = operator.itemgetter(*names)
     return [
@@ -146,7 +151,7 @@ async def insert_many(
     """Insert new calls (on PostgreSQL by COPY, ``db.bulk.copy_rows``)."""
     if not rows:
         return
-    names = tuple(col.name for col in call_logs.columns if col.name in rows[0])
+    names = _columns(rows[0])
     values = operator.itemgetter(*names)
     await bulk.copy_rows(
         conn, call_logs, ("tenant_id", *names), [(tenant_id, *values(row)) for row in rows]

@@ -253,18 +253,6 @@ async def ingest(
     )
 
 
-async def prepare(
-    read: AsyncConnection,
-    *,
-    principal: Principal,
-    items: list[IngestCallLog],
-    field: str = "call_logs",
-) -> Batch:
-    """``ingest``'s first step: the batch validated, attributed and rendered (nothing written;
-    one bad item raises, naming its field)."""
-    return await _prepare(read, principal=principal, items=items, field=field)
-
-
 async def store(work: Work, batch: Batch) -> list[Stored]:
     """``ingest``'s second step: the prepared batch stored under the tenant's ingest lock."""
     conn = await work.write()
@@ -272,16 +260,17 @@ async def store(work: Work, batch: Batch) -> list[Stored]:
     return await _store_batch(conn, batch)
 
 
-async def _prepare(
+async def prepare(
     read: AsyncConnection,
     *,
     principal: Principal,
     items: list[IngestCallLog],
-    field: str,
+    field: str = "call_logs",
     known: Known | None = None,
 ) -> Batch:
-    """Documents are rendered as for new calls; the few that turn out to be known are
-    rendered again as updates (``_store``)."""
+    """``ingest``'s first step: the batch validated, attributed and rendered, nothing written
+    (one bad item raises, naming its field). Documents are rendered as for new calls; the few
+    that turn out to be known are rendered again as updates (``_store``)."""
     tenant_id = principal.tenant_id
     rows, answered = [], []
     newest = now_micros() + _DAY
@@ -498,7 +487,7 @@ async def ingest_legs(work: Work, *, principal: Principal, legs: list[Leg]) -> l
         )
         for i, call_id in enumerate(call_ids)
     ]
-    batch = await _prepare(conn, principal=principal, items=items, field="call_logs", known=known)
+    batch = await prepare(conn, principal=principal, items=items, field="call_logs", known=known)
     return [*await _store_batch(conn, batch, erased={}), *gone]
 
 
